@@ -1,0 +1,1 @@
+//! fieldlink-device-agent.

@@ -1,0 +1,1 @@
+//! fieldlink-dps-emulator.
