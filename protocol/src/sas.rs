@@ -1,0 +1,1 @@
+//! Azure DPS shared-access-signature (SAS) tokens.
