@@ -12,10 +12,10 @@
 //! [`derive_group_device_key`]. Services sign the DPS host name (`{dpsName}.azure-devices-provisioning.net`)
 //! with a shared-access-policy name and key.
 //!
-//! Sans-I/O: the current time is always passed in.
+//! Sans-I/O: the current time is always passed in. Depends only on `hmac`, `sha2` and
+//! `data-encoding` (standard padded base64).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use data_encoding::BASE64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
@@ -166,10 +166,8 @@ pub fn derive_group_device_key(
     group_key_b64: &str,
     registration_id: &str,
 ) -> Result<String, SasError> {
-    Ok(BASE64.encode(hmac_sha256(
-        &decode_key(group_key_b64)?,
-        registration_id.as_bytes(),
-    )?))
+    let key = decode_key(group_key_b64)?;
+    Ok(BASE64.encode(&hmac_sha256(&key, registration_id.as_bytes())?))
 }
 
 /// A device registration token for `{id_scope}/registrations/{registration_id}`, key name
@@ -213,7 +211,7 @@ pub fn sas_token(
 ) -> Result<String, SasError> {
     let key = decode_key(key_b64)?;
     let resource = percent_encode(resource_uri);
-    let signature = BASE64.encode(hmac_sha256(
+    let signature = BASE64.encode(&hmac_sha256(
         &key,
         string_to_sign(&resource, expiry_unix).as_bytes(),
     )?);
