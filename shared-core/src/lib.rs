@@ -1,1 +1,9 @@
-//! fieldlink-core.
+//! fieldlink-core: the installer engine shared by every shell (CLI, desktop, mobile).
+//!
+//! - [`error`]: the public error tier ([`CommissionError`]) with stable codes.
+//! - [`retry`]: exponential backoff with full jitter that honours `Retry-After`.
+
+pub mod error;
+pub mod retry;
+
+pub use error::{CommissionError, ErrorView, Step};
