@@ -1,0 +1,3 @@
+//! `device-agent`: runs one fieldlink device agent from files.
+
+fn main() {}
