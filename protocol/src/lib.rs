@@ -1,6 +1,12 @@
 //! The fieldlink wire protocol, shared by the installer and the device.
 //!
 //! Sans-I/O: nothing here touches sockets, radios, clocks or async runtimes. Callers pass time in
-//! and move bytes themselves.
+//! and move bytes themselves. Randomness is passed in as a [`rand_core::CryptoRngCore`] so tests
+//! can be deterministic.
 
+pub mod registration_id;
 pub mod sas;
+pub mod secret;
+pub mod ticket;
+
+pub use rand_core;
