@@ -7,3 +7,4 @@ pub mod error;
 pub mod retry;
 
 pub use error::{CommissionError, ErrorView, Step};
+pub mod transport;
