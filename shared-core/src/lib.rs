@@ -7,4 +7,5 @@ pub mod error;
 pub mod retry;
 
 pub use error::{CommissionError, ErrorView, Step};
+pub mod assignment;
 pub mod transport;
