@@ -4,9 +4,14 @@
 //! and move bytes themselves. Randomness is passed in as a [`rand_core::CryptoRngCore`] so tests
 //! can be deterministic.
 
+pub mod gatt;
+pub mod payload;
 pub mod registration_id;
 pub mod sas;
 pub mod secret;
 pub mod ticket;
 
 pub use rand_core;
+
+/// The protocol version this crate speaks (in the QR label, the advertisement and the hellos).
+pub const PROTOCOL_VERSION: u8 = 1;
