@@ -4,6 +4,8 @@
 //! - [`clock`]: injectable time.
 //! - [`secret`]: redacted secret wrappers.
 
+pub mod backoff;
 pub mod clock;
+pub mod dps;
 pub mod secret;
 pub mod store;
