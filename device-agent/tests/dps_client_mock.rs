@@ -1,6 +1,8 @@
 //! The DPS client against a small in-test DPS (axum over HTTPS on loopback, its own CA): status
 //! lookup first, `Retry-After` honoured, 429 backoff, group-key SAS, deadlines, rejections.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! and is killed with SIGKILL at random moments; every time, the committed state loads intact and
 //! never goes backwards.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
