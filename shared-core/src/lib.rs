@@ -9,3 +9,4 @@ pub mod retry;
 pub use error::{CommissionError, ErrorView, Step};
 pub mod assignment;
 pub mod transport;
+pub mod workflow;

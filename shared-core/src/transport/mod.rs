@@ -13,6 +13,7 @@ pub mod memory;
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use fieldlink_protocol::gatt::{AdvertisedState, ServiceData};
 
 /// The platform's handle for a peripheral (a BD address, a CoreBluetooth UUID, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,8 +46,8 @@ pub struct DiscoveredDevice {
     pub rssi: Option<i16>,
     /// Advertised 128-bit service UUIDs.
     pub service_uuids: Vec<u128>,
-    /// The raw service data advertised under the fieldlink service UUID (4 bytes, see
-    /// `fieldlink_protocol::gatt::ServiceData`); decoded by [`advertisement`](Self::advertisement).
+    /// The raw service data advertised under `fieldlink_protocol::gatt::SERVICE_DATA_UUID`
+    /// (4 bytes, [`ServiceData`]); decoded by [`advertisement`](Self::advertisement).
     pub service_data: Vec<u8>,
 }
 
@@ -153,12 +154,18 @@ impl ScanFilter {
 }
 
 impl DiscoveredDevice {
-    /// The discriminator from the service data, if it decodes.
+    /// The decoded service data (protocol version, discriminator, advertised state).
+    pub fn advertisement(&self) -> Option<ServiceData> {
+        ServiceData::decode(&self.service_data).ok()
+    }
+
+    /// The advertised discriminator, if the service data decodes.
     pub fn discriminator(&self) -> Option<u16> {
-        // Interim decoding until `fieldlink_protocol::gatt` lands: bytes 1..3, little endian.
-        match self.service_data.as_slice() {
-            [_, lo, hi, _] => Some(u16::from_le_bytes([*lo, *hi]) & 0x0fff),
-            _ => None,
-        }
+        self.advertisement().map(|adv| adv.discriminator)
+    }
+
+    /// The advertised state, if the service data decodes.
+    pub fn state(&self) -> Option<AdvertisedState> {
+        self.advertisement().map(|adv| adv.state)
     }
 }

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use fieldlink_protocol::gatt::{AdvertisedState, ServiceData};
 use tokio::sync::watch;
 
 use super::*;
@@ -8,11 +9,15 @@ use crate::transport::{DisconnectReason, LinkEvent};
 const SERVICE: u128 = 0x1234;
 
 fn advert(discriminator: u16) -> RadioAdvertisement {
-    let [lo, hi] = discriminator.to_le_bytes();
+    let data = ServiceData {
+        protocol_version: 1,
+        discriminator,
+        state: AdvertisedState::Commissionable,
+    };
     RadioAdvertisement {
         local_name: format!("FL-{discriminator:03x}"),
         service_uuids: vec![SERVICE],
-        service_data: vec![1, lo, hi, 0],
+        service_data: data.encode().to_vec(),
     }
 }
 
@@ -62,6 +67,7 @@ async fn scan_filters_by_service_and_discriminator_and_follows_the_watch() {
     assert_eq!(found[0].id, id);
     assert_eq!(found[0].rssi, Some(-60));
     assert_eq!(found[0].local_name.as_deref(), Some("FL-abc"));
+    assert_eq!(found[0].state(), Some(AdvertisedState::Commissionable));
 
     adv_tx.send(0x123).unwrap();
     let started = tokio::time::Instant::now();

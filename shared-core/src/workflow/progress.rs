@@ -1,0 +1,144 @@
+//! Progress events: what a shell shows while a commissioning runs.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::{error::Step, transport::PeripheralId};
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ProgressKind {
+    /// The step began (or began again, with a higher attempt).
+    Started,
+    /// The step finished successfully.
+    Completed,
+    /// The device was seen advertising.
+    DeviceFound {
+        /// Platform handle.
+        #[serde(serialize_with = "serialize_peripheral")]
+        peripheral: PeripheralId,
+        /// Signal strength, dBm.
+        rssi: Option<i16>,
+    },
+    /// The link is up.
+    Connected {
+        /// Negotiated ATT MTU.
+        mtu: u16,
+    },
+    /// The device reported a network-join stage (`associating`, `authenticated`, `got_ip`,
+    /// `internet_reachable`, `dps_reachable`).
+    NetworkStage {
+        /// Stable snake_case stage name.
+        stage: String,
+    },
+    /// The device reported a DPS registration stage.
+    RegistrationStage {
+        /// Stable snake_case stage name.
+        stage: String,
+    },
+    /// The link dropped; the workflow will reconnect and resume.
+    LinkLost,
+    /// Reconnected; the device reported its state and the workflow continues from there.
+    Resumed {
+        /// The device's state (snake_case).
+        device_state: String,
+    },
+    /// The service has not caught up with the device yet; asking again.
+    StatusPending {
+        /// The service's status so far.
+        status: String,
+    },
+}
+
+fn serialize_peripheral<S: serde::Serializer>(id: &PeripheralId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&id.0)
+}
+
+/// One progress event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgressEvent {
+    /// The step it belongs to.
+    pub step: Step,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: ProgressKind,
+    /// Monotonic milliseconds since the commissioning started.
+    pub at_ms: u64,
+    /// Attempt number of this step (1 = first try; reconnects raise it).
+    pub attempt: u32,
+}
+
+/// Receives progress events; implemented by shells (a uniffi callback interface, a Tauri
+/// channel, the CLI's printer). Must not block.
+pub trait ProgressListener: Send + Sync {
+    /// Called for every event, in order.
+    fn on_progress(&self, event: ProgressEvent);
+}
+
+/// Discards events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IgnoreProgress;
+
+impl ProgressListener for IgnoreProgress {
+    fn on_progress(&self, _event: ProgressEvent) {}
+}
+
+impl ProgressListener for mpsc::UnboundedSender<ProgressEvent> {
+    fn on_progress(&self, event: ProgressEvent) {
+        // A listener that went away is not the workflow's problem.
+        let _ = self.send(event);
+    }
+}
+
+impl<F: Fn(ProgressEvent) + Send + Sync> ProgressListener for F {
+    fn on_progress(&self, event: ProgressEvent) {
+        self(event)
+    }
+}
+
+/// A listener plus the stream of its events, for shells that prefer a stream.
+pub fn progress_channel() -> (
+    Arc<dyn ProgressListener>,
+    mpsc::UnboundedReceiver<ProgressEvent>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Arc::new(tx), rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_flat_with_a_kind_tag() {
+        let event = ProgressEvent {
+            step: Step::Connecting,
+            kind: ProgressKind::Connected { mtu: 247 },
+            at_ms: 120,
+            attempt: 1,
+        };
+        let value = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"step": "connecting", "kind": "connected", "mtu": 247, "at_ms": 120, "attempt": 1})
+        );
+    }
+
+    #[tokio::test]
+    async fn channel_listener_delivers_in_order() {
+        let (listener, mut rx) = progress_channel();
+        for at_ms in [1, 2] {
+            listener.on_progress(ProgressEvent {
+                step: Step::Scanning,
+                kind: ProgressKind::Started,
+                at_ms,
+                attempt: 1,
+            });
+        }
+        assert_eq!(rx.recv().await.unwrap().at_ms, 1);
+        assert_eq!(rx.recv().await.unwrap().at_ms, 2);
+    }
+}
