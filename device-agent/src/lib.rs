@@ -7,5 +7,6 @@
 pub mod backoff;
 pub mod clock;
 pub mod dps;
+pub mod network;
 pub mod secret;
 pub mod store;

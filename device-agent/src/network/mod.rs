@@ -1,0 +1,173 @@
+//! Network configuration: the [`NetworkConfigurator`] trait the agent drives, and
+//! [`SimulatedNetworks`] for the virtual fleet.
+//!
+//! The agent applies a candidate config while keeping the proven one; a join reports each stage
+//! (associating → authenticated → got IP → internet reachable → DPS reachable) and ends in a
+//! typed [`JoinFailure`] or success. On failure (or fail-safe expiry) the agent calls
+//! [`NetworkConfigurator::restore`] with the previous proven config.
+
+mod simulated;
+
+use async_trait::async_trait;
+
+pub use simulated::{NetworkFault, SimulatedNetwork, SimulatedNetworks};
+
+use crate::store::StoredNetwork;
+
+/// What network kinds the device has (reported to the installer in `DeviceInfo`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Has a Wi-Fi station.
+    pub wifi: bool,
+    /// Has Ethernet.
+    pub ethernet: bool,
+    /// Has a cellular modem.
+    pub cellular: bool,
+    /// Already has working connectivity (no network config needed).
+    pub already_online: bool,
+}
+
+/// Wi-Fi security of a scanned network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WifiSecurity {
+    /// Open.
+    Open,
+    /// WPA2-Personal.
+    Wpa2Personal,
+    /// WPA3-Personal (SAE).
+    Wpa3Personal,
+    /// WPA2-Enterprise (not joinable with a passphrase).
+    Wpa2Enterprise,
+}
+
+/// One scan result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedNetwork {
+    /// SSID.
+    pub ssid: String,
+    /// Signal strength, dBm.
+    pub rssi: i8,
+    /// Security.
+    pub security: WifiSecurity,
+    /// Channel.
+    pub channel: u8,
+}
+
+/// Join progress, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum JoinStage {
+    /// Associating with the access point.
+    Associating,
+    /// Authenticated (passphrase accepted).
+    Authenticated,
+    /// DHCP lease obtained.
+    GotIp,
+    /// The internet is reachable.
+    InternetReachable,
+    /// The DPS endpoint is reachable.
+    DpsReachable,
+}
+
+impl JoinStage {
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Associating => "associating",
+            Self::Authenticated => "authenticated",
+            Self::GotIp => "got_ip",
+            Self::InternetReachable => "internet_reachable",
+            Self::DpsReachable => "dps_reachable",
+        }
+    }
+}
+
+/// Why a join failed. Each maps to a protocol error code and an actionable message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinFailure {
+    /// The access point refused the passphrase.
+    #[error("Wi-Fi authentication failed for \"{ssid}\": check the passphrase")]
+    WifiAuthFailed {
+        /// SSID.
+        ssid: String,
+    },
+    /// No access point with that SSID (or BSSID) is in range.
+    #[error("network \"{ssid}\" not found: check the SSID, or move closer to the access point")]
+    NetworkNotFound {
+        /// SSID.
+        ssid: String,
+    },
+    /// Associated, but no DHCP lease.
+    #[error("no IP address from DHCP on \"{ssid}\": check the DHCP server or the VLAN")]
+    DhcpFailed {
+        /// SSID.
+        ssid: String,
+    },
+    /// On the network, but the internet is not reachable (captive portal, firewall).
+    #[error("no internet access on \"{ssid}\" (captive portal or firewall?)")]
+    NoInternet {
+        /// SSID.
+        ssid: String,
+    },
+    /// Online, but the DPS endpoint cannot be reached.
+    #[error("DPS endpoint {endpoint} unreachable: allow outbound HTTPS (443) to it")]
+    DpsUnreachable {
+        /// The DPS host.
+        endpoint: String,
+    },
+    /// The device cannot use this kind of network.
+    #[error("this device has no {kind} interface")]
+    Unsupported {
+        /// `wifi` or `cellular`.
+        kind: &'static str,
+    },
+    /// The join did not finish before its deadline.
+    #[error("network join timed out at stage {}", last_stage.map_or("start", JoinStage::as_str))]
+    Timeout {
+        /// The last stage reached.
+        last_stage: Option<JoinStage>,
+    },
+}
+
+impl JoinFailure {
+    /// Stable snake_case code (matches the protocol's `ErrorCode` names).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::WifiAuthFailed { .. } => "wifi_auth_failed",
+            Self::NetworkNotFound { .. } => "network_not_found",
+            Self::DhcpFailed { .. } => "dhcp_failed",
+            Self::NoInternet { .. } | Self::Timeout { .. } => "no_internet",
+            Self::DpsUnreachable { .. } => "dps_unreachable",
+            Self::Unsupported { .. } => "network_not_found",
+        }
+    }
+}
+
+/// A scan or restore that could not be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("network operation failed: {0}")]
+pub struct NetworkError(pub String);
+
+/// Applies network configs on the device. Implementations: [`SimulatedNetworks`]; a
+/// NetworkManager (D-Bus) one for Linux gateways plugs in here.
+#[async_trait]
+pub trait NetworkConfigurator: Send + Sync {
+    /// The interfaces the device has.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Scans for Wi-Fi networks (strongest first).
+    async fn scan(&self) -> Result<Vec<ScannedNetwork>, NetworkError>;
+
+    /// Joins `config` and checks reachability up to `dps_host`, reporting each stage. Must
+    /// finish before `deadline_ms` (Unix ms); on failure the device is left off the candidate
+    /// network, and the caller restores the previous config.
+    async fn join(
+        &self,
+        config: &StoredNetwork,
+        dps_host: &str,
+        deadline_ms: u64,
+        progress: &mut (dyn FnMut(JoinStage) + Send),
+    ) -> Result<(), JoinFailure>;
+
+    /// Returns to `previous` (the last proven config), or to no managed network if `None`.
+    async fn restore(&self, previous: Option<&StoredNetwork>) -> Result<(), NetworkError>;
+}
