@@ -4,6 +4,7 @@
 //! and move bytes themselves. Randomness is passed in as a [`rand_core::CryptoRngCore`] so tests
 //! can be deterministic.
 
+pub mod framing;
 pub mod gatt;
 pub mod payload;
 pub mod registration_id;
