@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod dps;
+pub mod machine;
 pub mod network;
 pub mod secret;
 pub mod store;

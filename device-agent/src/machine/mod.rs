@@ -1,0 +1,4 @@
+//! The device-side commissioning state machine (sans-I/O).
+
+pub mod lockout;
+pub mod staging;
