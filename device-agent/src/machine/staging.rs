@@ -145,7 +145,7 @@ pub enum BootRecovery {
     Clean,
     /// A staging whose fail-safe expired while the device was off: rolled back (save needed;
     /// restore `state.network.current`).
-    RolledBack(StagedCommissioning),
+    RolledBack(Box<StagedCommissioning>),
     /// A staging still within its window: resume registration.
     Resume,
 }
@@ -154,9 +154,10 @@ pub enum BootRecovery {
 pub fn recover_at_boot(state: &mut PersistedState, now_ms: u64) -> BootRecovery {
     match &state.staged {
         None => BootRecovery::Clean,
-        Some(staged) if now_ms >= staged.fail_safe_deadline_ms => {
-            roll_back(state).map_or(BootRecovery::Clean, BootRecovery::RolledBack)
-        }
+        Some(staged) if now_ms >= staged.fail_safe_deadline_ms => roll_back(state)
+            .map_or(BootRecovery::Clean, |staged| {
+                BootRecovery::RolledBack(Box::new(staged))
+            }),
         Some(_) => BootRecovery::Resume,
     }
 }
