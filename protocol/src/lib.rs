@@ -6,6 +6,7 @@
 
 pub mod framing;
 pub mod gatt;
+pub mod message;
 pub mod payload;
 pub mod registration_id;
 pub mod sas;
