@@ -1,0 +1,3 @@
+//! Load bench for the provisioning API.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The provisioning API server.
+
+fn main() {}
