@@ -11,6 +11,7 @@ pub mod payload;
 pub mod registration_id;
 pub mod sas;
 pub mod secret;
+pub mod session;
 pub mod ticket;
 
 pub use rand_core;
