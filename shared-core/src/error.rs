@@ -4,7 +4,7 @@
 //! what an installer can act on, each with a stable snake_case [`code`](CommissionError::code),
 //! an actionable message and a [`retryable`](CommissionError::retryable) flag. Shells that cross
 //! a serialisation boundary (Tauri, `--json`) use [`ErrorView`]. Internal module errors are folded
-//! into this type in exactly one place, the `failure` module.
+//! into this type in exactly one place, [`crate::failure`].
 
 use std::{fmt, time::Duration};
 
@@ -131,6 +131,8 @@ pub enum NetworkFailureKind {
     NoInternet,
     /// The internet is reachable, but the DPS endpoint is not.
     DpsUnreachable,
+    /// The device has no interface for that kind of network.
+    Unsupported,
 }
 
 impl NetworkFailureKind {
@@ -142,6 +144,7 @@ impl NetworkFailureKind {
             NetworkFailureKind::DhcpFailed => "dhcp_failed",
             NetworkFailureKind::NoInternet => "no_internet",
             NetworkFailureKind::DpsUnreachable => "dps_unreachable",
+            NetworkFailureKind::Unsupported => "network_unsupported",
         }
     }
 
@@ -164,6 +167,10 @@ impl NetworkFailureKind {
             NetworkFailureKind::DpsUnreachable => {
                 "the device is online but cannot reach Azure DPS: allow outbound HTTPS to the DPS \
                  endpoint"
+            }
+            NetworkFailureKind::Unsupported => {
+                "the device has no interface for that kind of network: pick one from its \
+                 capabilities"
             }
         }
     }
@@ -234,6 +241,12 @@ pub enum CommissionError {
     DeviceNotFound {
         /// The discriminator searched for.
         discriminator: u16,
+    },
+    /// Bluetooth is off, missing or not permitted on the installer's machine.
+    #[error("Bluetooth unavailable ({detail}): turn Bluetooth on and grant the permission")]
+    BluetoothUnavailable {
+        /// What the platform said.
+        detail: String,
     },
     /// The device is in a session with another installer.
     #[error("device busy with another installer: wait for that session to end, then retry")]
@@ -332,6 +345,7 @@ impl CommissionError {
             CommissionError::DeviceLocked { .. } => "device_locked",
             CommissionError::DeviceNotFound { .. } => "device_not_found",
             CommissionError::DeviceBusy => "device_busy",
+            CommissionError::BluetoothUnavailable { .. } => "bluetooth_unavailable",
             CommissionError::LinkLost { .. } => "link_lost",
             CommissionError::Timeout { .. } => "timeout",
             CommissionError::TicketRejected { .. } => "ticket_rejected",
@@ -362,14 +376,16 @@ impl CommissionError {
             CommissionError::LinkLost { retryable, .. } => *retryable,
             CommissionError::TicketRejected { reason } => reason.retryable(),
             CommissionError::RegistrationFailed { dps } => dps.retryable(),
-            CommissionError::NetworkJoinFailed { kind } => {
-                !matches!(kind, NetworkFailureKind::WifiAuthFailed)
-            }
+            CommissionError::NetworkJoinFailed { kind } => !matches!(
+                kind,
+                NetworkFailureKind::WifiAuthFailed | NetworkFailureKind::Unsupported
+            ),
             CommissionError::WrongPop { .. }
             | CommissionError::ConfirmationMismatch { .. }
             | CommissionError::Cancelled
             | CommissionError::InvalidPayload { .. }
             | CommissionError::IncompatibleDevice { .. }
+            | CommissionError::BluetoothUnavailable { .. }
             | CommissionError::Unauthorized
             | CommissionError::Forbidden
             | CommissionError::Internal { .. } => false,
@@ -406,6 +422,7 @@ impl CommissionError {
             }
             CommissionError::ApiUnavailable { detail }
             | CommissionError::IncompatibleDevice { detail }
+            | CommissionError::BluetoothUnavailable { detail }
             | CommissionError::Internal { detail } => json!({"detail": detail}),
             CommissionError::Throttled { retry_after } => {
                 json!({"retry_after_s": retry_after.map(|d| d.as_secs())})
@@ -509,6 +526,9 @@ mod tests {
                 discriminator: 0xabc,
             },
             CommissionError::DeviceBusy,
+            CommissionError::BluetoothUnavailable {
+                detail: "off".into(),
+            },
             CommissionError::LinkLost {
                 step: Step::Connecting,
                 retryable: true,

@@ -4,6 +4,7 @@
 //! - [`retry`]: exponential backoff with full jitter that honours `Retry-After`.
 
 pub mod error;
+mod failure;
 pub mod retry;
 
 pub use error::{CommissionError, ErrorView, Step};

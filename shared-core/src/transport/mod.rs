@@ -8,6 +8,8 @@
 //! [`BleConnection::next_event`], which maps onto a btleplug notification stream as well as onto
 //! a Kotlin `Channel`.
 
+#[cfg(feature = "btleplug")]
+pub mod btleplug;
 pub mod memory;
 
 use std::{sync::Arc, time::Duration};

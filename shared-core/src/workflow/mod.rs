@@ -1,9 +1,22 @@
-//! The commissioning workflow: a sans-I/O state machine and the async driver that runs it.
+//! The commissioning workflow: a sans-I/O state machine ([`Commissioning`]) and the async
+//! driver that runs it ([`Commissioner`]).
 
+mod driver;
+mod machine;
 pub mod progress;
 pub mod report;
+pub mod state;
+pub(crate) mod wire;
 
+pub use driver::Commissioner;
 pub use progress::{
     IgnoreProgress, ProgressEvent, ProgressKind, ProgressListener, progress_channel,
 };
 pub use report::{CommissioningReport, DeviceRegistration, LinkCounters, StepTiming};
+pub use state::{
+    Action, CommissionRequest, Commissioning, CommissioningConfig, DiscriminatorMatch, Input,
+    State, StepDeadlines,
+};
+
+#[cfg(test)]
+mod tests;

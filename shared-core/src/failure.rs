@@ -1,0 +1,145 @@
+//! The one place where internal errors become public [`CommissionError`]s.
+//!
+//! Each function takes an internal error of one layer plus the step it happened in.
+
+use std::time::Duration;
+
+use fieldlink_protocol::{framing::FrameError, message::ErrorCode, session::SessionError};
+
+use crate::{
+    assignment::ServiceError,
+    error::{CommissionError, DpsFailure, Step, TicketRejection},
+    transport::TransportError,
+    workflow::{report::DeviceRegistration, wire::WireError},
+};
+
+/// A transport failure during `step`.
+pub(crate) fn transport(error: &TransportError, step: Step) -> CommissionError {
+    match error {
+        TransportError::Unavailable(detail) => CommissionError::BluetoothUnavailable {
+            detail: detail.clone(),
+        },
+        TransportError::NotFound(_) => CommissionError::LinkLost {
+            step,
+            retryable: true,
+        },
+        TransportError::Timeout => CommissionError::Timeout { step },
+        TransportError::Disconnected => CommissionError::LinkLost {
+            step,
+            retryable: true,
+        },
+        TransportError::FrameTooLarge { .. } => CommissionError::Internal {
+            detail: format!("transport: {error}"),
+        },
+        TransportError::Platform(detail) => CommissionError::LinkLost {
+            step,
+            retryable: !detail.is_empty(),
+        },
+    }
+}
+
+/// A provisioning-service failure (after retries).
+pub(crate) fn service(error: &ServiceError) -> CommissionError {
+    match error {
+        ServiceError::Unavailable { detail } => CommissionError::ApiUnavailable {
+            detail: detail.clone(),
+        },
+        ServiceError::Throttled { retry_after } => CommissionError::Throttled {
+            retry_after: *retry_after,
+        },
+        ServiceError::Unauthorized => CommissionError::Unauthorized,
+        ServiceError::Forbidden => CommissionError::Forbidden,
+        ServiceError::UnknownRegistration { registration_id } => CommissionError::InvalidPayload {
+            field: "registration_id".into(),
+            reason: format!("{registration_id} is not known to the provisioning service"),
+        },
+        ServiceError::Invalid { detail } => CommissionError::ApiUnavailable {
+            detail: detail.clone(),
+        },
+    }
+}
+
+/// A failure of framing, decoding or the secure session during `step`.
+pub(crate) fn wire(error: &WireError, step: Step) -> CommissionError {
+    match error {
+        // A lost or corrupted frame on an unreliable link: retrying reconnects cleanly.
+        WireError::Frame(FrameError::Timeout | FrameError::Gap { .. }) => {
+            CommissionError::LinkLost {
+                step,
+                retryable: true,
+            }
+        }
+        WireError::Session(SessionError::WrongSecret { .. }) => {
+            // Handled as a message; kept here so the mapping is total.
+            CommissionError::WrongPop { attempt: 0, max: 0 }
+        }
+        WireError::Frame(_) | WireError::Message(_) | WireError::Unexpected(_) => {
+            CommissionError::IncompatibleDevice {
+                detail: error.to_string(),
+            }
+        }
+        WireError::Session(_) => CommissionError::IncompatibleDevice {
+            detail: format!("secure session failed: {error}"),
+        },
+    }
+}
+
+/// A typed refusal from the device during `step`.
+pub(crate) fn device(
+    code: ErrorCode,
+    step: Step,
+    retry_after: Option<Duration>,
+) -> CommissionError {
+    let ticket = |reason| CommissionError::TicketRejected { reason };
+    match code {
+        ErrorCode::TicketMalformed => ticket(TicketRejection::Malformed),
+        ErrorCode::TicketBadSignature => ticket(TicketRejection::BadSignature),
+        ErrorCode::TicketUnknownKey => ticket(TicketRejection::UnknownKey),
+        ErrorCode::TicketExpired => ticket(TicketRejection::Expired),
+        ErrorCode::TicketNotYetValid => ticket(TicketRejection::NotYetValid),
+        ErrorCode::TicketReplayed => ticket(TicketRejection::Replayed),
+        ErrorCode::TicketWrongDevice => ticket(TicketRejection::WrongDevice),
+        ErrorCode::DeviceLocked => CommissionError::DeviceLocked {
+            retry_after: retry_after.unwrap_or_default(),
+        },
+        ErrorCode::Busy | ErrorCode::InvalidState => CommissionError::DeviceBusy,
+        ErrorCode::WrongPop => CommissionError::WrongPop { attempt: 0, max: 0 },
+        ErrorCode::DpsThrottled => CommissionError::Throttled { retry_after },
+        ErrorCode::RegistrationFailed => CommissionError::RegistrationFailed {
+            dps: DpsFailure {
+                status: "failed".into(),
+                error_code: None,
+                error_message: None,
+            },
+        },
+        ErrorCode::DpsUnreachable => network(crate::error::NetworkFailureKind::DpsUnreachable),
+        ErrorCode::WifiAuthFailed => network(crate::error::NetworkFailureKind::WifiAuthFailed),
+        ErrorCode::NetworkNotFound => network(crate::error::NetworkFailureKind::NetworkNotFound),
+        ErrorCode::DhcpFailed => network(crate::error::NetworkFailureKind::DhcpFailed),
+        ErrorCode::NoInternet => network(crate::error::NetworkFailureKind::NoInternet),
+        ErrorCode::NetworkUnsupported => network(crate::error::NetworkFailureKind::Unsupported),
+        ErrorCode::MalformedMessage | ErrorCode::UnsupportedVersion => {
+            CommissionError::IncompatibleDevice {
+                detail: format!("device says {}", code.as_str()),
+            }
+        }
+        _ => CommissionError::Internal {
+            detail: format!("device error {} during {step}", code.as_str()),
+        },
+    }
+}
+
+fn network(kind: crate::error::NetworkFailureKind) -> CommissionError {
+    CommissionError::NetworkJoinFailed { kind }
+}
+
+/// A DPS result that is not `assigned`.
+pub(crate) fn registration(result: &DeviceRegistration) -> CommissionError {
+    CommissionError::RegistrationFailed {
+        dps: DpsFailure {
+            status: result.status.clone(),
+            error_code: result.error_code,
+            error_message: result.error_message.clone(),
+        },
+    }
+}

@@ -1,0 +1,280 @@
+//! The async driver: runs a [`Commissioning`] machine over a [`BleTransport`], an
+//! [`AssignmentSource`] and a [`RegistrationStatusSource`].
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    progress::ProgressListener,
+    report::CommissioningReport,
+    state::{Action, CommissionRequest, Commissioning, CommissioningConfig, Input},
+};
+use crate::{
+    assignment::{AssignmentSource, RegistrationStatusSource, ServiceError},
+    error::CommissionError,
+    retry::{RetryDecision, RetryPolicy, retry},
+    transport::{BleConnection, BleTransport, LinkEvent, TransportError},
+};
+
+/// Runs commissionings. Cheap to clone; one instance can run many commissionings at once.
+#[derive(Clone)]
+pub struct Commissioner {
+    transport: Arc<dyn BleTransport>,
+    assignments: Arc<dyn AssignmentSource>,
+    status: Arc<dyn RegistrationStatusSource>,
+    config: CommissioningConfig,
+    service_retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Commissioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commissioner")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Completion {
+    Input(Input),
+    Connected(Arc<dyn BleConnection>),
+}
+
+fn decide(error: &ServiceError) -> RetryDecision {
+    match error.retry_hint() {
+        Some(retry_after) => RetryDecision::Retry { retry_after },
+        None => RetryDecision::Stop,
+    }
+}
+
+async fn next_event(connection: Option<Arc<dyn BleConnection>>) -> LinkEvent {
+    match connection {
+        Some(connection) => connection.next_event().await,
+        None => futures::future::pending().await,
+    }
+}
+
+impl Commissioner {
+    /// A commissioner with default deadlines and retry policies.
+    pub fn new(
+        transport: Arc<dyn BleTransport>,
+        assignments: Arc<dyn AssignmentSource>,
+        status: Arc<dyn RegistrationStatusSource>,
+    ) -> Self {
+        Self {
+            transport,
+            assignments,
+            status,
+            config: CommissioningConfig::default(),
+            service_retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Replaces the workflow configuration (deadlines, reconnect policy, ...).
+    pub fn with_config(mut self, config: CommissioningConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Replaces the retry policy for assignment and status requests.
+    pub fn with_service_retry(mut self, policy: RetryPolicy) -> Self {
+        self.service_retry = policy;
+        self
+    }
+
+    /// The workflow configuration.
+    pub fn config(&self) -> &CommissioningConfig {
+        &self.config
+    }
+
+    /// Commissions one device. Progress goes to `progress`; `cancel` stops it (the device's
+    /// fail-safe rolls a staged ticket back).
+    pub async fn commission(
+        &self,
+        request: CommissionRequest,
+        progress: &dyn ProgressListener,
+        cancel: CancellationToken,
+    ) -> Result<CommissioningReport, CommissionError> {
+        let started = Instant::now();
+        let now_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut machine = Commissioning::new(request, self.config);
+        let mut connection: Option<Arc<dyn BleConnection>> = None;
+        let mut pending: FuturesUnordered<BoxFuture<'static, Completion>> = FuturesUnordered::new();
+        let mut actions: VecDeque<Action> = machine.start(now_ms()).into();
+        loop {
+            while let Some(action) = actions.pop_front() {
+                match action {
+                    Action::Write(frames) => {
+                        let Some(link) = connection.clone() else {
+                            continue;
+                        };
+                        if !self.write_all(&*link, frames, &cancel).await {
+                            connection = None;
+                            link.disconnect().await;
+                            let input = if cancel.is_cancelled() {
+                                Input::Cancel
+                            } else {
+                                Input::Disconnected
+                            };
+                            actions.extend(machine.handle(now_ms(), input));
+                        }
+                    }
+                    Action::Disconnect => {
+                        if let Some(link) = connection.take() {
+                            link.disconnect().await;
+                        }
+                    }
+                    Action::Progress(event) => progress.on_progress(event),
+                    Action::Finished(result) => {
+                        if let Some(link) = connection.take() {
+                            link.disconnect().await;
+                        }
+                        return result;
+                    }
+                    other => pending.push(self.operation(other)),
+                }
+            }
+            let deadline = machine
+                .deadline()
+                .map(|ms| started + Duration::from_millis(ms));
+            let link = connection.clone();
+            let input = tokio::select! {
+                biased;
+                () = cancel.cancelled() => Input::Cancel,
+                event = next_event(link) => match event {
+                    LinkEvent::Notification(frame) => Input::Notification(frame),
+                    LinkEvent::Disconnected { reason } => {
+                        tracing::debug!(?reason, "link down");
+                        connection = None;
+                        Input::Disconnected
+                    }
+                },
+                Some(done) = pending.next(), if !pending.is_empty() => match done {
+                    Completion::Input(input) => input,
+                    Completion::Connected(link) => {
+                        let mtu = link.mtu();
+                        connection = Some(link);
+                        Input::Connected { mtu }
+                    }
+                },
+                () = async {
+                    match deadline {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => futures::future::pending().await,
+                    }
+                } => Input::Tick,
+            };
+            actions.extend(machine.handle(now_ms(), input));
+        }
+    }
+
+    /// Writes frames in order; `false` if the link failed or the user cancelled.
+    async fn write_all(
+        &self,
+        link: &dyn BleConnection,
+        frames: Vec<Vec<u8>>,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let per_frame = self.config.deadlines.connecting;
+        for frame in frames {
+            let written = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return false,
+                written = tokio::time::timeout(per_frame, link.write(frame)) => written,
+            };
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "write failed");
+                    return false;
+                }
+                Err(_) => {
+                    tracing::debug!("write timed out");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Starts a background operation for `action`.
+    fn operation(&self, action: Action) -> BoxFuture<'static, Completion> {
+        let budget = self.config.overall_timeout;
+        match action {
+            Action::Scan { filter, timeout } => {
+                let transport = Arc::clone(&self.transport);
+                async move {
+                    let scanned = tokio::time::timeout(
+                        timeout.saturating_mul(2),
+                        transport.scan(filter, timeout),
+                    )
+                    .await;
+                    Completion::Input(match scanned {
+                        Ok(Ok(devices)) => Input::ScanCompleted(devices),
+                        Ok(Err(error)) => Input::ScanFailed(error),
+                        Err(_) => Input::ScanFailed(TransportError::Timeout),
+                    })
+                }
+                .boxed()
+            }
+            Action::Connect {
+                peripheral,
+                timeout,
+            } => {
+                let transport = Arc::clone(&self.transport);
+                async move {
+                    match tokio::time::timeout(timeout, transport.connect(peripheral, timeout))
+                        .await
+                    {
+                        Ok(Ok(link)) => Completion::Connected(link),
+                        Ok(Err(error)) => Completion::Input(Input::ConnectFailed(error)),
+                        Err(_) => Completion::Input(Input::ConnectFailed(TransportError::Timeout)),
+                    }
+                }
+                .boxed()
+            }
+            Action::FetchAssignment { registration_id } => {
+                let source = Arc::clone(&self.assignments);
+                let policy = self.service_retry;
+                async move {
+                    let fetch = retry(&policy, decide, |_| {
+                        source.assignment(registration_id.clone())
+                    });
+                    Completion::Input(match tokio::time::timeout(budget, fetch).await {
+                        Ok(Ok(assignment)) => Input::AssignmentReady(assignment),
+                        Ok(Err(error)) => Input::AssignmentFailed(error),
+                        Err(_) => Input::AssignmentFailed(ServiceError::Unavailable {
+                            detail: "no answer in time".into(),
+                        }),
+                    })
+                }
+                .boxed()
+            }
+            Action::QueryStatus {
+                registration_id,
+                assignment,
+            } => {
+                let source = Arc::clone(&self.status);
+                let policy = self.service_retry;
+                async move {
+                    let query = retry(&policy, decide, |_| {
+                        source.registration_status(registration_id.clone(), assignment.clone())
+                    });
+                    Completion::Input(match tokio::time::timeout(budget, query).await {
+                        Ok(Ok(view)) => Input::StatusReady(view),
+                        Ok(Err(error)) => Input::StatusFailed(error),
+                        Err(_) => Input::StatusFailed(ServiceError::Unavailable {
+                            detail: "no answer in time".into(),
+                        }),
+                    })
+                }
+                .boxed()
+            }
+            Action::Write(_) | Action::Disconnect | Action::Progress(_) | Action::Finished(_) => {
+                futures::future::pending().boxed()
+            }
+        }
+    }
+}
