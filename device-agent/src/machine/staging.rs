@@ -124,6 +124,7 @@ pub fn commit(state: &mut PersistedState, assignment: Assignment, now_ms: u64) -
         device_id: assignment.device_id,
         substatus: assignment.substatus,
         committed_at_ms: now_ms,
+        ticket_nonce: staged.nonce.clone(),
     });
     if let Some(network) = staged.network.clone() {
         state.network.previous = state.network.current.replace(network);

@@ -14,72 +14,10 @@ pub use simulated::{NetworkFault, SimulatedNetwork, SimulatedNetworks};
 
 use crate::store::StoredNetwork;
 
-/// What network kinds the device has (reported to the installer in `DeviceInfo`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Has a Wi-Fi station.
-    pub wifi: bool,
-    /// Has Ethernet.
-    pub ethernet: bool,
-    /// Has a cellular modem.
-    pub cellular: bool,
-    /// Already has working connectivity (no network config needed).
-    pub already_online: bool,
-}
-
-/// Wi-Fi security of a scanned network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WifiSecurity {
-    /// Open.
-    Open,
-    /// WPA2-Personal.
-    Wpa2Personal,
-    /// WPA3-Personal (SAE).
-    Wpa3Personal,
-    /// WPA2-Enterprise (not joinable with a passphrase).
-    Wpa2Enterprise,
-}
-
-/// One scan result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScannedNetwork {
-    /// SSID.
-    pub ssid: String,
-    /// Signal strength, dBm.
-    pub rssi: i8,
-    /// Security.
-    pub security: WifiSecurity,
-    /// Channel.
-    pub channel: u8,
-}
-
-/// Join progress, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum JoinStage {
-    /// Associating with the access point.
-    Associating,
-    /// Authenticated (passphrase accepted).
-    Authenticated,
-    /// DHCP lease obtained.
-    GotIp,
-    /// The internet is reachable.
-    InternetReachable,
-    /// The DPS endpoint is reachable.
-    DpsReachable,
-}
-
-impl JoinStage {
-    /// Stable snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Associating => "associating",
-            Self::Authenticated => "authenticated",
-            Self::GotIp => "got_ip",
-            Self::InternetReachable => "internet_reachable",
-            Self::DpsReachable => "dps_reachable",
-        }
-    }
-}
+pub use fieldlink_protocol::message::{
+    JoinFailureKind, JoinStage, NetworkCapabilities as Capabilities, WifiNetwork as ScannedNetwork,
+    WifiSecurity,
+};
 
 /// Why a join failed. Each maps to a protocol error code and an actionable message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,16 +67,27 @@ pub enum JoinFailure {
 }
 
 impl JoinFailure {
-    /// Stable snake_case code (matches the protocol's `ErrorCode` names).
-    pub fn code(&self) -> &'static str {
+    /// The protocol's failure kind.
+    pub fn kind(&self) -> JoinFailureKind {
         match self {
-            Self::WifiAuthFailed { .. } => "wifi_auth_failed",
-            Self::NetworkNotFound { .. } => "network_not_found",
-            Self::DhcpFailed { .. } => "dhcp_failed",
-            Self::NoInternet { .. } | Self::Timeout { .. } => "no_internet",
-            Self::DpsUnreachable { .. } => "dps_unreachable",
-            Self::Unsupported { .. } => "network_not_found",
+            Self::WifiAuthFailed { .. } => JoinFailureKind::WifiAuthFailed,
+            Self::NetworkNotFound { .. } => JoinFailureKind::NetworkNotFound,
+            Self::DhcpFailed { .. } => JoinFailureKind::DhcpFailed,
+            Self::NoInternet { .. } => JoinFailureKind::NoInternet,
+            Self::Timeout { last_stage } => match last_stage {
+                None | Some(JoinStage::Associating) => JoinFailureKind::NetworkNotFound,
+                Some(JoinStage::Authenticated) => JoinFailureKind::DhcpFailed,
+                Some(JoinStage::GotIp) => JoinFailureKind::NoInternet,
+                Some(_) => JoinFailureKind::DpsUnreachable,
+            },
+            Self::DpsUnreachable { .. } => JoinFailureKind::DpsUnreachable,
+            Self::Unsupported { .. } => JoinFailureKind::Unsupported,
         }
+    }
+
+    /// Stable snake_case code (the protocol's `ErrorCode` name).
+    pub fn code(&self) -> &'static str {
+        self.kind().as_str()
     }
 }
 

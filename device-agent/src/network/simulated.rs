@@ -41,6 +41,8 @@ pub struct SimulatedNetwork {
     pub channel: u8,
     /// Hidden SSID: not in scans, joinable with `hidden: true`.
     pub hidden: bool,
+    /// BSSID reported in scans.
+    pub bssid: Option<[u8; 6]>,
     /// A fault, if any.
     pub fault: Option<NetworkFault>,
 }
@@ -55,6 +57,7 @@ impl SimulatedNetwork {
             security: WifiSecurity::Wpa2Personal,
             channel: 6,
             hidden: false,
+            bssid: None,
             fault: None,
         }
     }
@@ -193,6 +196,7 @@ impl NetworkConfigurator for SimulatedNetworks {
                 rssi: n.rssi,
                 security: n.security,
                 channel: n.channel,
+                bssid: n.bssid,
             })
             .collect();
         found.sort_by(|a, b| b.rssi.cmp(&a.rssi).then_with(|| a.ssid.cmp(&b.ssid)));
@@ -232,7 +236,7 @@ impl NetworkConfigurator for SimulatedNetworks {
             _ => return Err(JoinFailure::NetworkNotFound { ssid }),
         };
         let open = network.security == WifiSecurity::Open;
-        if network.security == WifiSecurity::Wpa2Enterprise
+        if network.security == WifiSecurity::Enterprise
             || (!open && network.passphrase != passphrase)
         {
             return Err(JoinFailure::WifiAuthFailed { ssid });
@@ -364,7 +368,7 @@ mod tests {
             (wifi("fw", "x", false), "dps_unreachable", 4),
             (
                 StoredNetwork::Cellular { apn: "iot".into() },
-                "network_not_found",
+                "network_unsupported",
                 0,
             ),
         ];

@@ -153,6 +153,9 @@ pub struct CommittedAssignment {
     pub substatus: Option<String>,
     /// When it was committed (Unix ms).
     pub committed_at_ms: u64,
+    /// Nonce (hex) of the ticket it came from, so an installer can recognise its own ticket.
+    #[serde(default)]
+    pub ticket_nonce: String,
 }
 
 impl CommittedAssignment {
@@ -303,6 +306,7 @@ mod tests {
             device_id: "sensor-0001".into(),
             substatus: None,
             committed_at_ms: 1,
+            ticket_nonce: String::new(),
         };
         assert!(assignment.is_valid());
         assignment.assigned_hub = " ".into();
