@@ -14,6 +14,9 @@ pub mod secret;
 pub mod session;
 pub mod ticket;
 
+#[cfg(test)]
+mod docs_examples;
+
 pub use rand_core;
 
 /// The protocol version this crate speaks (in the QR label, the advertisement and the hellos).
