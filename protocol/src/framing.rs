@@ -45,7 +45,11 @@ pub fn max_frame_len(mtu: u16) -> usize {
 pub fn frame_count(mtu: u16, len: usize) -> usize {
     let frame = max_frame_len(mtu);
     let first = frame - BEGIN_HEADER_LEN;
-    if len <= first { 1 } else { 1 + (len - first).div_ceil(frame - CONTINUATION_HEADER_LEN) }
+    if len <= first {
+        1
+    } else {
+        1 + (len - first).div_ceil(frame - CONTINUATION_HEADER_LEN)
+    }
 }
 
 /// A framing failure.
@@ -132,7 +136,10 @@ pub struct Segmenter {
 impl Segmenter {
     /// A segmenter for this ATT MTU (clamped to 23..=517), starting at sequence 0.
     pub fn new(mtu: u16) -> Self {
-        Self { frame_len: max_frame_len(mtu), next_seq: 0 }
+        Self {
+            frame_len: max_frame_len(mtu),
+            next_seq: 0,
+        }
     }
 
     /// Adopts a new MTU (after an MTU exchange); the sequence continues.
@@ -153,7 +160,10 @@ impl Segmenter {
     /// Frames for `msg`, in sending order.
     pub fn segment(&mut self, msg: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
         if msg.len() > MAX_MESSAGE_LEN {
-            return Err(FrameError::TooLarge { len: msg.len(), max: MAX_MESSAGE_LEN });
+            return Err(FrameError::TooLarge {
+                len: msg.len(),
+                max: MAX_MESSAGE_LEN,
+            });
         }
         let total = u16::try_from(msg.len()).expect("MAX_MESSAGE_LEN fits u16");
         let mut frames = Vec::with_capacity(frame_count(MAX_ATT_MTU, msg.len()));
@@ -205,7 +215,10 @@ impl fmt::Debug for Reassembler {
             .field("max_message", &self.max_message)
             .field("deadline_ms", &self.deadline_ms)
             .field("expected_seq", &self.expected_seq)
-            .field("partial_len", &self.partial.as_ref().map(|p| (p.data.len(), p.declared)))
+            .field(
+                "partial_len",
+                &self.partial.as_ref().map(|p| (p.data.len(), p.declared)),
+            )
             .finish()
     }
 }
@@ -225,7 +238,9 @@ impl Reassembler {
     /// When the message in progress expires (`None` when idle); wake up then and call
     /// [`Reassembler::check_deadline`].
     pub fn deadline(&self) -> Option<u64> {
-        self.partial.as_ref().map(|p| p.started_ms.saturating_add(self.deadline_ms))
+        self.partial
+            .as_ref()
+            .map(|p| p.started_ms.saturating_add(self.deadline_ms))
     }
 
     /// Whether no message is in progress.
@@ -262,14 +277,20 @@ impl Reassembler {
 
     fn accept(&mut self, frame: &[u8], now_ms: u64) -> Result<Option<Vec<u8>>, FrameError> {
         let [flags, seq, body @ ..] = frame else {
-            return Err(FrameError::Malformed { reason: "shorter than the 2-byte header" });
+            return Err(FrameError::Malformed {
+                reason: "shorter than the 2-byte header",
+            });
         };
         let (flags, seq) = (*flags, *seq);
         if flags & !(FLAG_BEGIN | FLAG_END) != 0 {
-            return Err(FrameError::Malformed { reason: "reserved flag bits set" });
+            return Err(FrameError::Malformed {
+                reason: "reserved flag bits set",
+            });
         }
         if frame.len() > MAX_ATTRIBUTE_LEN {
-            return Err(FrameError::Malformed { reason: "longer than 512 bytes" });
+            return Err(FrameError::Malformed {
+                reason: "longer than 512 bytes",
+            });
         }
         self.check_deadline(now_ms)?;
         match self.expected_seq {
@@ -292,14 +313,22 @@ impl Reassembler {
                 });
             }
             let [hi, lo, data @ ..] = body else {
-                return Err(FrameError::Malformed { reason: "BEGIN frame without its length" });
+                return Err(FrameError::Malformed {
+                    reason: "BEGIN frame without its length",
+                });
             };
             let declared = usize::from(u16::from_be_bytes([*hi, *lo]));
             if declared > self.max_message {
-                return Err(FrameError::TooLarge { len: declared, max: self.max_message });
+                return Err(FrameError::TooLarge {
+                    len: declared,
+                    max: self.max_message,
+                });
             }
-            self.partial =
-                Some(Partial { declared, data: Vec::with_capacity(declared), started_ms: now_ms });
+            self.partial = Some(Partial {
+                declared,
+                data: Vec::with_capacity(declared),
+                started_ms: now_ms,
+            });
             data
         } else {
             body
@@ -309,14 +338,20 @@ impl Reassembler {
         };
         let received = partial.data.len() + data.len();
         if received > partial.declared {
-            return Err(FrameError::LengthMismatch { declared: partial.declared, received });
+            return Err(FrameError::LengthMismatch {
+                declared: partial.declared,
+                received,
+            });
         }
         partial.data.extend_from_slice(data);
         if flags & FLAG_END == 0 {
             return Ok(None);
         }
         if received != partial.declared {
-            return Err(FrameError::LengthMismatch { declared: partial.declared, received });
+            return Err(FrameError::LengthMismatch {
+                declared: partial.declared,
+                received,
+            });
         }
         Ok(self.partial.take().map(|p| p.data))
     }

@@ -2,8 +2,15 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn deliver(reassembler: &mut Reassembler, frames: &[Vec<u8>]) -> Vec<Result<Option<Vec<u8>>, FrameError>> {
-    frames.iter().enumerate().map(|(i, f)| reassembler.push(f, i as u64)).collect()
+fn deliver(
+    reassembler: &mut Reassembler,
+    frames: &[Vec<u8>],
+) -> Vec<Result<Option<Vec<u8>>, FrameError>> {
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| reassembler.push(f, i as u64))
+        .collect()
 }
 
 #[test]
@@ -22,7 +29,10 @@ fn frame_sizes_follow_the_mtu() {
 #[test]
 fn one_frame_message_layout() {
     let frames = Segmenter::new(23).segment(b"hi").expect("segment");
-    assert_eq!(frames, vec![vec![FLAG_BEGIN | FLAG_END, 0, 0, 2, b'h', b'i']]);
+    assert_eq!(
+        frames,
+        vec![vec![FLAG_BEGIN | FLAG_END, 0, 0, 2, b'h', b'i']]
+    );
     let empty = Segmenter::new(23).segment(b"").expect("segment");
     assert_eq!(empty, vec![vec![FLAG_BEGIN | FLAG_END, 0, 0, 0]]);
     let mut r = Reassembler::new(MAX_MESSAGE_LEN, 1000);
@@ -47,11 +57,17 @@ fn too_large_is_refused_on_both_sides() {
     let mut segmenter = Segmenter::new(247);
     assert_eq!(
         segmenter.segment(&vec![0; MAX_MESSAGE_LEN + 1]),
-        Err(FrameError::TooLarge { len: MAX_MESSAGE_LEN + 1, max: MAX_MESSAGE_LEN })
+        Err(FrameError::TooLarge {
+            len: MAX_MESSAGE_LEN + 1,
+            max: MAX_MESSAGE_LEN
+        })
     );
     let frames = segmenter.segment(&[7; 300]).expect("segment");
     let mut r = Reassembler::new(200, 1000);
-    assert_eq!(r.push(&frames[0], 0), Err(FrameError::TooLarge { len: 300, max: 200 }));
+    assert_eq!(
+        r.push(&frames[0], 0),
+        Err(FrameError::TooLarge { len: 300, max: 200 })
+    );
 }
 
 #[test]
@@ -59,17 +75,32 @@ fn malformed_frames_are_rejected() {
     let mut r = Reassembler::new(MAX_MESSAGE_LEN, 1000);
     assert!(matches!(r.push(&[], 0), Err(FrameError::Malformed { .. })));
     assert!(matches!(r.push(&[1], 0), Err(FrameError::Malformed { .. })));
-    assert!(matches!(r.push(&[0x81, 0, 0, 0], 0), Err(FrameError::Malformed { .. })));
-    assert!(matches!(r.push(&[FLAG_BEGIN, 0, 1], 0), Err(FrameError::Malformed { .. })));
-    assert_eq!(r.push(&[0, 5, 1, 2], 0), Err(FrameError::MissingBegin { seq: 5 }));
+    assert!(matches!(
+        r.push(&[0x81, 0, 0, 0], 0),
+        Err(FrameError::Malformed { .. })
+    ));
+    assert!(matches!(
+        r.push(&[FLAG_BEGIN, 0, 1], 0),
+        Err(FrameError::Malformed { .. })
+    ));
+    assert_eq!(
+        r.push(&[0, 5, 1, 2], 0),
+        Err(FrameError::MissingBegin { seq: 5 })
+    );
     // Length lies.
     assert_eq!(
         r.push(&[FLAG_BEGIN | FLAG_END, 0, 0, 3, 1], 0),
-        Err(FrameError::LengthMismatch { declared: 3, received: 1 })
+        Err(FrameError::LengthMismatch {
+            declared: 3,
+            received: 1
+        })
     );
     assert_eq!(
         r.push(&[FLAG_BEGIN, 0, 0, 1, 1, 2], 0),
-        Err(FrameError::LengthMismatch { declared: 1, received: 2 })
+        Err(FrameError::LengthMismatch {
+            declared: 1,
+            received: 2
+        })
     );
 }
 
@@ -83,7 +114,13 @@ fn new_begin_before_end_is_truncation() {
     // Renumber the second message's BEGIN so it follows in sequence.
     let mut begin = second[0].clone();
     begin[1] = first[1][1];
-    assert_eq!(r.push(&begin, 1), Err(FrameError::Truncated { declared: 50, received: 16 }));
+    assert_eq!(
+        r.push(&begin, 1),
+        Err(FrameError::Truncated {
+            declared: 50,
+            received: 16
+        })
+    );
     assert!(r.is_idle());
 }
 
