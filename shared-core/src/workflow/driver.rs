@@ -12,12 +12,26 @@ use super::{
     report::CommissioningReport,
     state::{Action, CommissionRequest, Commissioning, CommissioningConfig, Input},
 };
+use fieldlink_protocol::message::NetworkConfig;
+
 use crate::{
     assignment::{AssignmentSource, RegistrationStatusSource, ServiceError},
-    error::CommissionError,
+    error::{CommissionError, NetworkFailureKind},
     retry::{RetryDecision, RetryPolicy, retry},
     transport::{BleConnection, BleTransport, LinkEvent, TransportError},
 };
+
+/// Asked for corrected network settings after a failed join (a shell prompts the installer;
+/// `None` gives up). Enabled by `CommissioningConfig::network_corrections`.
+#[async_trait::async_trait]
+pub trait NetworkCorrection: Send + Sync {
+    /// Corrected settings after the join failed with `kind` (`attempt` counts from 1).
+    async fn corrected_network(
+        &self,
+        kind: NetworkFailureKind,
+        attempt: u32,
+    ) -> Option<NetworkConfig>;
+}
 
 /// Runs commissionings. Cheap to clone; one instance can run many commissionings at once.
 #[derive(Clone)]
@@ -27,6 +41,7 @@ pub struct Commissioner {
     status: Arc<dyn RegistrationStatusSource>,
     config: CommissioningConfig,
     service_retry: RetryPolicy,
+    correction: Option<Arc<dyn NetworkCorrection>>,
 }
 
 impl std::fmt::Debug for Commissioner {
@@ -69,6 +84,7 @@ impl Commissioner {
             status,
             config: CommissioningConfig::default(),
             service_retry: RetryPolicy::default(),
+            correction: None,
         }
     }
 
@@ -81,6 +97,12 @@ impl Commissioner {
     /// Replaces the retry policy for assignment and status requests.
     pub fn with_service_retry(mut self, policy: RetryPolicy) -> Self {
         self.service_retry = policy;
+        self
+    }
+
+    /// Asks `correction` for new network settings after a failed join.
+    pub fn with_network_correction(mut self, correction: Arc<dyn NetworkCorrection>) -> Self {
+        self.correction = Some(correction);
         self
     }
 
@@ -269,6 +291,17 @@ impl Commissioner {
                             detail: "no answer in time".into(),
                         }),
                     })
+                }
+                .boxed()
+            }
+            Action::AskNetworkCorrection { kind, attempt } => {
+                let correction = self.correction.clone();
+                async move {
+                    let network = match correction {
+                        Some(correction) => correction.corrected_network(kind, attempt).await,
+                        None => None,
+                    };
+                    Completion::Input(Input::NetworkCorrection(network))
                 }
                 .boxed()
             }

@@ -51,6 +51,8 @@ pub(super) struct Machine {
     resumes: u32,
     backoff: Backoff<StdRng>,
     reconnect_started: Option<u64>,
+    corrections: u32,
+    awaiting_correction: Option<crate::error::NetworkFailureKind>,
 }
 
 fn ms(duration: std::time::Duration) -> u64 {
@@ -92,6 +94,8 @@ impl Machine {
             timings: Vec::new(),
             resumes: 0,
             reconnect_started: None,
+            corrections: 0,
+            awaiting_correction: None,
         }
     }
 
@@ -178,6 +182,9 @@ impl Machine {
             Input::AssignmentFailed(error) if !self.ticket_sent => {
                 self.fail(failure::service(&error), &mut actions);
             }
+            Input::NetworkCorrection(correction) if self.awaiting_correction.is_some() => {
+                self.on_correction(correction, now, &mut actions);
+            }
             Input::StatusReady(view) if self.state == State::Confirming => {
                 self.on_status(view, now, &mut actions);
             }
@@ -240,6 +247,16 @@ impl Machine {
     }
 
     fn fail(&mut self, error: CommissionError, actions: &mut Vec<Action>) {
+        if self.connected && self.ticket_accepted && self.device_result.is_none() {
+            // Roll the staged ticket back now rather than at the device's fail-safe.
+            if let Some(frames) = self
+                .wire
+                .as_mut()
+                .and_then(|w| w.send(OutgoingRequest::Cancel).ok())
+            {
+                self.send(frames, actions);
+            }
+        }
         if self.connected {
             actions.push(Action::Disconnect);
             self.connected = false;
@@ -408,9 +425,8 @@ impl Machine {
                 self.state = State::Registering;
                 self.enter(Step::Registering, now, actions);
             }
-            (DeviceMessage::NetworkFailed(kind), _) => {
-                self.fail(CommissionError::NetworkJoinFailed { kind }, actions);
-            }
+            (DeviceMessage::NetworkFailed(kind), _) => self.on_network_failed(kind, now, actions),
+            (DeviceMessage::NetworkAccepted, State::JoiningNetwork) => {}
             (DeviceMessage::RegistrationStage(stage), _) => {
                 if self.state == State::JoiningNetwork {
                     // The device went on to DPS: it is online.
@@ -433,6 +449,63 @@ impl Machine {
             }
             (message, state) => {
                 tracing::debug!(?message, ?state, "ignoring an unexpected device message");
+            }
+        }
+    }
+
+    fn on_network_failed(
+        &mut self,
+        kind: crate::error::NetworkFailureKind,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let _ = now;
+        if self.corrections < self.config.network_corrections && self.connected {
+            self.corrections += 1;
+            self.awaiting_correction = Some(kind);
+            actions.push(Action::AskNetworkCorrection {
+                kind,
+                attempt: self.corrections,
+            });
+            return;
+        }
+        self.fail(CommissionError::NetworkJoinFailed { kind }, actions);
+    }
+
+    fn on_correction(
+        &mut self,
+        correction: Option<fieldlink_protocol::message::NetworkConfig>,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(kind) = self.awaiting_correction.take() else {
+            return;
+        };
+        let Some(network) = correction else {
+            return self.fail(CommissionError::NetworkJoinFailed { kind }, actions);
+        };
+        let sent = self
+            .wire
+            .as_mut()
+            .map(|w| w.send(OutgoingRequest::ConfigureNetwork { network }));
+        match sent {
+            Some(Ok(frames)) => {
+                self.enter(Step::JoiningNetwork, now, actions);
+                self.send(frames, actions);
+            }
+            Some(Err(error)) => {
+                let step = self.current_step();
+                self.fail(failure::wire(&error, step), actions);
+            }
+            None => {
+                let step = self.current_step();
+                self.fail(
+                    CommissionError::LinkLost {
+                        step,
+                        retryable: true,
+                    },
+                    actions,
+                );
             }
         }
     }

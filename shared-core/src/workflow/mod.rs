@@ -8,7 +8,7 @@ pub mod report;
 pub mod state;
 pub(crate) mod wire;
 
-pub use driver::Commissioner;
+pub use driver::{Commissioner, NetworkCorrection};
 pub use progress::{
     IgnoreProgress, ProgressEvent, ProgressKind, ProgressListener, progress_channel,
 };

@@ -28,10 +28,16 @@
 //!   (**AwaitingAssignment** until then).
 //! - **Provisioning**: waits for `ProvisionAccepted`, or a typed refusal (`ticket_rejected`).
 //! - **JoiningNetwork** (only when a network config was pushed): network stages by notification,
-//!   then the typed join result (`network_join_failed{kind}`).
+//!   then the typed join result. On a failure the device keeps its previous network and the
+//!   session; the machine asks the shell for corrected settings (`AskNetworkCorrection`, up to
+//!   `network_corrections` times) and sends `ConfigureNetwork` (one extra round trip), or sends
+//!   `Cancel` so the device rolls the staged ticket back at once, and fails with
+//!   `network_join_failed{kind}`.
 //! - **Registering**: DPS stages by notification, then the DPS result (`registration_failed`).
 //! - **Confirming**: the link is closed; asks the registration-status source and compares
 //!   (`confirmation_mismatch`), re-asking while the service lags behind the device.
+//! - Any failure or cancellation once the ticket was accepted sends `Cancel` (when the link is
+//!   up) so the device rolls back at once instead of waiting for its fail-safe.
 //! - **Reconnecting**: after a link loss once the ticket was sent, waits a backoff delay,
 //!   reconnects and re-handshakes, never re-pushing an accepted ticket. A link loss before the
 //!   ticket was sent ends in `link_lost{retryable}` instead: an automatic new handshake would
@@ -49,7 +55,7 @@ use super::{
 };
 use crate::{
     assignment::{Assignment, RegistrationView, ServiceError},
-    error::{CommissionError, Step},
+    error::{CommissionError, NetworkFailureKind, Step},
     retry::RetryPolicy,
     transport::{DiscoveredDevice, PeripheralId, ScanFilter, TransportError},
 };
@@ -152,6 +158,9 @@ pub struct CommissioningConfig {
     pub status_poll_interval: Duration,
     /// The fieldlink service UUID to scan for.
     pub service_uuid: u128,
+    /// How many times to ask for corrected network settings after a failed join, in the same
+    /// session (each costs one extra round trip). 0 = fail at once.
+    pub network_corrections: u32,
     /// Proof-of-possession attempts a device allows before locking (for "attempt k of N").
     pub max_pop_attempts: u8,
     /// Seed for the session's randomness and the backoff jitter; `None` = OS entropy.
@@ -172,6 +181,7 @@ impl Default for CommissioningConfig {
             status_poll_interval: Duration::from_millis(500),
             service_uuid: fieldlink_protocol::gatt::SERVICE_UUID,
             max_pop_attempts: 5,
+            network_corrections: 0,
             seed: None,
         }
     }
@@ -267,6 +277,8 @@ pub enum Input {
     Tick,
     /// The user cancelled.
     Cancel,
+    /// The answer to [`Action::AskNetworkCorrection`]: corrected settings, or `None` to give up.
+    NetworkCorrection(Option<NetworkConfig>),
 }
 
 /// What the driver must do.
@@ -303,6 +315,14 @@ pub enum Action {
         registration_id: String,
         /// Under which assignment.
         assignment: Assignment,
+    },
+    /// The device could not join the network; ask the shell for corrected settings (answer
+    /// with `NetworkCorrection`). The device keeps its session open and its previous network.
+    AskNetworkCorrection {
+        /// Why the join failed.
+        kind: NetworkFailureKind,
+        /// Corrections asked for so far in this commissioning, including this one.
+        attempt: u32,
     },
     /// Tell the listener.
     Progress(ProgressEvent),

@@ -104,6 +104,10 @@ pub(crate) enum DeviceMessage {
         attempts_left: u8,
     },
     ProvisionAccepted,
+    /// A corrected network is being joined.
+    NetworkAccepted,
+    /// The staged ticket was rolled back at the installer's request.
+    Cancelled,
     Status(DeviceSnapshot),
     NetworkStage(String),
     NetworkJoined,
@@ -121,6 +125,23 @@ pub(crate) enum OutgoingRequest {
         network: Option<NetworkConfig>,
     },
     GetStatus,
+    ConfigureNetwork {
+        network: NetworkConfig,
+    },
+    Cancel,
+}
+
+impl OutgoingRequest {
+    fn into_request(self) -> Request {
+        match self {
+            OutgoingRequest::Provision { ticket, network } => {
+                Request::Provision { ticket, network }
+            }
+            OutgoingRequest::GetStatus => Request::GetStatus,
+            OutgoingRequest::ConfigureNetwork { network } => Request::ConfigureNetwork { network },
+            OutgoingRequest::Cancel => Request::Cancel,
+        }
+    }
 }
 
 enum Session {
@@ -272,6 +293,10 @@ impl ClientWire {
             SecureMessage::Response(Response::ProvisionAccepted { .. }) => {
                 DeviceMessage::ProvisionAccepted
             }
+            SecureMessage::Response(Response::NetworkAccepted { .. }) => {
+                DeviceMessage::NetworkAccepted
+            }
+            SecureMessage::Response(Response::Cancelled { .. }) => DeviceMessage::Cancelled,
             SecureMessage::Response(Response::Status(status)) => {
                 let network = status.network.as_ref();
                 DeviceMessage::Status(DeviceSnapshot {
@@ -322,16 +347,22 @@ impl ClientWire {
         else {
             return Err(WireError::Unexpected("finish outside the handshake"));
         };
-        let request = match request {
-            OutgoingRequest::Provision { ticket, network } => {
-                Request::Provision { ticket, network }
-            }
-            OutgoingRequest::GetStatus => Request::GetStatus,
-        };
-        let finish = confirm.finish(&mut channel, &SecureMessage::Request(request))?;
+        let request = SecureMessage::Request(request.into_request());
+        let finish = confirm.finish(&mut channel, &request)?;
         self.session = Session::Open(channel);
         Ok(self
             .segmenter
             .segment(&WireMessage::ClientFinish(finish).encode())?)
+    }
+
+    /// Sends a further request on the open session: returns its frames.
+    pub(crate) fn send(&mut self, request: OutgoingRequest) -> Result<Vec<Vec<u8>>, WireError> {
+        let Session::Open(channel) = &mut self.session else {
+            return Err(WireError::Unexpected("request outside an open session"));
+        };
+        let sealed = channel.seal(&SecureMessage::Request(request.into_request()))?;
+        Ok(self
+            .segmenter
+            .segment(&WireMessage::Sealed(sealed).encode())?)
     }
 }

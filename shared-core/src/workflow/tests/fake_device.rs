@@ -136,6 +136,8 @@ async fn serve(link: PeripheralLink, script: Script, memory: Arc<Mutex<Memory>>)
     };
     let mut reassembler = Reassembler::new(8192, 30_000);
     let mut pending: Option<PendingDeviceSession> = None;
+    let mut channel: Option<SecureChannel> = None;
+    let mut joins = 0_u32;
     while let Some(frame) = from_central.recv().await {
         let Ok(Some(bytes)) = reassembler.push(&frame, 0) else {
             continue;
@@ -178,89 +180,133 @@ async fn serve(link: PeripheralLink, script: Script, memory: Arc<Mutex<Memory>>)
                 let Some(session) = pending.take() else {
                     return;
                 };
-                let Ok((mut channel, first)) = session.confirm(&finish) else {
+                let Ok((mut open, first)) = session.confirm(&finish) else {
                     return;
                 };
-                match first {
-                    SecureMessage::Request(Request::Provision { network, .. }) => {
-                        if let Some(code) = script.provision_error {
-                            let error = ProtocolError::new(code);
-                            conn.sealed(
-                                &mut channel,
-                                SecureMessage::Response(Response::Error(error)),
-                            )
-                            .await;
-                            continue;
-                        }
-                        memory.lock().unwrap().state = Some(DeviceState::TicketStaged);
-                        let accepted = Response::ProvisionAccepted {
-                            state: DeviceState::TicketStaged,
-                        };
-                        conn.sealed(&mut channel, SecureMessage::Response(accepted))
-                            .await;
-                        if network.is_some() {
-                            for stage in [JoinStage::Associating, JoinStage::GotIp] {
-                                let event = Event::Network(NetworkProgress { stage });
-                                conn.sealed(&mut channel, SecureMessage::Event(event)).await;
-                            }
-                            let result = Event::NetworkResult(script.network_result.clone());
-                            conn.sealed(&mut channel, SecureMessage::Event(result))
-                                .await;
-                            if matches!(script.network_result, NetworkResult::Failed { .. }) {
-                                memory.lock().unwrap().state = Some(DeviceState::Commissionable);
-                                continue;
-                            }
-                        }
-                        memory.lock().unwrap().state = Some(DeviceState::Registering);
-                        let progress = RegistrationProgress {
-                            stage: RegistrationStage::Registering,
-                            attempt: 1,
-                            retry_after_s: None,
-                        };
-                        conn.sealed(
-                            &mut channel,
-                            SecureMessage::Event(Event::Registration(progress)),
-                        )
-                        .await;
-                        let registered = if script.dps.status == DpsStatus::Assigned {
-                            DeviceState::Registered
-                        } else {
-                            DeviceState::Failed
-                        };
-                        {
-                            let mut memory = memory.lock().unwrap();
-                            memory.state = Some(registered);
-                            memory.registered = Some(script.dps.clone());
-                        }
-                        let result = Event::RegistrationResult(script.dps.clone());
-                        conn.sealed(&mut channel, SecureMessage::Event(result))
-                            .await;
-                    }
-                    SecureMessage::Request(Request::GetStatus) => {
-                        let (state, registration) = {
-                            let memory = memory.lock().unwrap();
-                            (
-                                memory.state.unwrap_or(DeviceState::Commissionable),
-                                memory.registered.clone(),
-                            )
-                        };
-                        let status = DeviceStatus {
-                            state,
-                            assignment: None,
-                            registration,
-                            network: None,
-                            fail_safe_remaining_s: None,
-                        };
-                        conn.sealed(
-                            &mut channel,
-                            SecureMessage::Response(Response::Status(status)),
-                        )
-                        .await;
-                    }
-                    _ => return,
-                }
+                let SecureMessage::Request(request) = first else {
+                    return;
+                };
+                handle(&mut conn, &mut open, request, &script, &memory, &mut joins).await;
+                channel = Some(open);
+            }
+            WireMessage::Sealed(sealed) => {
+                let Some(open) = channel.as_mut() else { return };
+                let Ok(SecureMessage::Request(request)) = open.open(&sealed) else {
+                    return;
+                };
+                handle(&mut conn, open, request, &script, &memory, &mut joins).await;
             }
             _ => return,
         }
+    }
+}
+
+async fn join_and_register(
+    conn: &mut Conn,
+    channel: &mut SecureChannel,
+    script: &Script,
+    memory: &Mutex<Memory>,
+    network: bool,
+    joins: &mut u32,
+) {
+    if network {
+        *joins += 1;
+        for stage in [JoinStage::Associating, JoinStage::GotIp] {
+            let event = Event::Network(NetworkProgress { stage });
+            conn.sealed(channel, SecureMessage::Event(event)).await;
+        }
+        // Only the first join fails: a corrected retry succeeds.
+        let result = if *joins == 1 {
+            script.network_result.clone()
+        } else {
+            NetworkResult::Joined { address: None }
+        };
+        let failed = matches!(result, NetworkResult::Failed { .. });
+        conn.sealed(channel, SecureMessage::Event(Event::NetworkResult(result)))
+            .await;
+        if failed {
+            return;
+        }
+    }
+    memory.lock().unwrap().state = Some(DeviceState::Registering);
+    let progress = RegistrationProgress {
+        stage: RegistrationStage::Registering,
+        attempt: 1,
+        retry_after_s: None,
+    };
+    conn.sealed(channel, SecureMessage::Event(Event::Registration(progress)))
+        .await;
+    let registered = if script.dps.status == DpsStatus::Assigned {
+        DeviceState::Registered
+    } else {
+        DeviceState::Failed
+    };
+    {
+        let mut memory = memory.lock().unwrap();
+        memory.state = Some(registered);
+        memory.registered = Some(script.dps.clone());
+    }
+    let result = Event::RegistrationResult(script.dps.clone());
+    conn.sealed(channel, SecureMessage::Event(result)).await;
+}
+
+async fn handle(
+    conn: &mut Conn,
+    channel: &mut SecureChannel,
+    request: Request,
+    script: &Script,
+    memory: &Mutex<Memory>,
+    joins: &mut u32,
+) {
+    match request {
+        Request::Provision { network, .. } => {
+            if let Some(code) = script.provision_error {
+                let error = Response::Error(ProtocolError::new(code));
+                conn.sealed(channel, SecureMessage::Response(error)).await;
+                return;
+            }
+            memory.lock().unwrap().state = Some(DeviceState::TicketStaged);
+            let accepted = Response::ProvisionAccepted {
+                state: DeviceState::TicketStaged,
+            };
+            conn.sealed(channel, SecureMessage::Response(accepted))
+                .await;
+            join_and_register(conn, channel, script, memory, network.is_some(), joins).await;
+        }
+        Request::ConfigureNetwork { .. } => {
+            let accepted = Response::NetworkAccepted {
+                state: DeviceState::TicketStaged,
+            };
+            conn.sealed(channel, SecureMessage::Response(accepted))
+                .await;
+            join_and_register(conn, channel, script, memory, true, joins).await;
+        }
+        Request::Cancel => {
+            memory.lock().unwrap().state = Some(DeviceState::Commissionable);
+            let cancelled = Response::Cancelled {
+                state: DeviceState::Commissionable,
+            };
+            conn.sealed(channel, SecureMessage::Response(cancelled))
+                .await;
+        }
+        Request::GetStatus => {
+            let (state, registration) = {
+                let memory = memory.lock().unwrap();
+                (
+                    memory.state.unwrap_or(DeviceState::Commissionable),
+                    memory.registered.clone(),
+                )
+            };
+            let status = DeviceStatus {
+                state,
+                assignment: None,
+                registration,
+                network: None,
+                fail_safe_remaining_s: None,
+            };
+            conn.sealed(channel, SecureMessage::Response(Response::Status(status)))
+                .await;
+        }
+        Request::ScanNetworks => {}
     }
 }

@@ -433,3 +433,77 @@ fn overall_timeout_fires_from_any_state() {
         })))
     ));
 }
+
+struct FixPassphrase(Mutex<Vec<(NetworkFailureKind, u32)>>);
+
+#[async_trait]
+impl NetworkCorrection for FixPassphrase {
+    async fn corrected_network(
+        &self,
+        kind: NetworkFailureKind,
+        attempt: u32,
+    ) -> Option<NetworkConfig> {
+        self.0.lock().unwrap().push((kind, attempt));
+        Some(wifi())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_passphrase_is_corrected_in_the_same_session_with_one_extra_round_trip() {
+    let mut rig = rig(
+        247,
+        |s| {
+            s.network_result = NetworkResult::Failed {
+                kind: JoinFailureKind::WifiAuthFailed,
+                detail: None,
+            }
+        },
+        vec![assigned_view("hub-a.example")],
+    );
+    let asked = Arc::new(FixPassphrase(Mutex::new(Vec::new())));
+    let config = CommissioningConfig {
+        network_corrections: 1,
+        ..*rig.commissioner.config()
+    };
+    rig.commissioner = rig
+        .commissioner
+        .clone()
+        .with_config(config)
+        .with_network_correction(asked.clone());
+    let (result, _) = run(&rig, request(&rig.pop, Some(wifi()))).await;
+    let report = result.unwrap();
+    assert_eq!(report.link.round_trips, 3);
+    assert_eq!(report.step(Step::JoiningNetwork).unwrap().attempts, 2);
+    assert_eq!(
+        *asked.0.lock().unwrap(),
+        [(NetworkFailureKind::WifiAuthFailed, 1)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_after_the_ticket_was_accepted_rolls_the_device_back_at_once() {
+    let rig = rig(
+        247,
+        |s| {
+            s.network_result = NetworkResult::Failed {
+                kind: JoinFailureKind::DhcpFailed,
+                detail: None,
+            }
+        },
+        vec![assigned_view("hub-a.example")],
+    );
+    let (result, _) = run(&rig, request(&rig.pop, Some(wifi()))).await;
+    assert_eq!(
+        result.unwrap_err(),
+        CommissionError::NetworkJoinFailed {
+            kind: NetworkFailureKind::DhcpFailed
+        }
+    );
+    // The Cancel request reached the device before the link closed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        rig.memory.lock().unwrap().state,
+        Some(fieldlink_protocol::message::DeviceState::Commissionable)
+    );
+    assert_eq!(rig.radio.stats().round_trips, 3, "hello, finish, cancel");
+}
