@@ -1,0 +1,3 @@
+//! `fieldlink`, the headless installer shell.
+
+fn main() {}
