@@ -1,0 +1,1 @@
+//! fieldlink uniffi bindings.
