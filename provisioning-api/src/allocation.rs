@@ -128,9 +128,7 @@ fn has_room(instance: &DpsInstance, placement: &Placement<'_>) -> bool {
 pub fn admits(instance: &DpsInstance, placement: &Placement<'_>, now_ms: i64) -> bool {
     eligible(instance, placement)
         && has_room(instance, placement)
-        && instance
-            .rate
-            .admits(now_ms, instance.rate_limit_per_minute)
+        && instance.rate.admits(now_ms, instance.rate_limit_per_minute)
 }
 
 /// The admissible instances, best first.
@@ -174,11 +172,7 @@ pub fn rank<'a>(
         let fill_b = u128::from(load(b, placement)) * u128::from(a.registration_cap);
         fill_a
             .cmp(&fill_b)
-            .then_with(|| {
-                a.rate
-                    .estimate(now_ms)
-                    .total_cmp(&b.rate.estimate(now_ms))
-            })
+            .then_with(|| a.rate.estimate(now_ms).total_cmp(&b.rate.estimate(now_ms)))
             .then_with(|| a.name.cmp(&b.name))
     });
     Ok(admitted)
@@ -299,7 +293,10 @@ mod tests {
             Err(AllocationRefusal::RateLimited { retry_after_ms }) => {
                 // Next minute starts 58 s later, and the previous window still weighs 3*(1-f):
                 // it admits once 3*(1-f) <= 2, i.e. f >= 1/3 -> 20 s into the next minute.
-                assert!((58_000..=78_250).contains(&retry_after_ms), "{retry_after_ms}");
+                assert!(
+                    (58_000..=78_250).contains(&retry_after_ms),
+                    "{retry_after_ms}"
+                );
             }
             other => panic!("expected rate limit, got {other:?}"),
         }

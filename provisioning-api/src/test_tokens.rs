@@ -39,7 +39,11 @@ impl TokenMinter {
     }
 
     /// A minter whose key is derived from `seed` (reproducible).
-    pub fn from_seed(seed: [u8; 32], issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+    pub fn from_seed(
+        seed: [u8; 32],
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
         let signing_key = SigningKey::from_bytes(&seed);
         let der = signing_key
             .to_pkcs8_der()

@@ -216,7 +216,9 @@ pub struct RemoteJwks {
 
 impl std::fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteJwks").field("url", &self.url).finish()
+        f.debug_struct("RemoteJwks")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -349,8 +351,8 @@ mod tests {
             VerificationKey::from_jwk(&jwk),
             Err(JwksError::Unsupported { .. })
         ));
-        let oct: Jwk = serde_json::from_str(r#"{"kty":"oct","k":"c2VjcmV0","kid":"h"}"#)
-            .expect("jwk");
+        let oct: Jwk =
+            serde_json::from_str(r#"{"kty":"oct","k":"c2VjcmV0","kid":"h"}"#).expect("jwk");
         assert!(matches!(
             VerificationKey::from_jwk(&oct),
             Err(JwksError::Unsupported { .. })

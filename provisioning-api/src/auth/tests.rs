@@ -69,24 +69,35 @@ async fn rejects_unknown_issuer_key_and_bad_signature() {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("other-kid".to_owned());
     let token = minter.sign_with_header(&header, &minter.claims("acme", &[Role::Admin], NOW));
-    assert_eq!(auth.authenticate(&token, NOW).await, Err(AuthError::UnknownKey));
+    assert_eq!(
+        auth.authenticate(&token, NOW).await,
+        Err(AuthError::UnknownKey)
+    );
     header.kid = None;
     let token = minter.sign_with_header(&header, &minter.claims("acme", &[Role::Admin], NOW));
-    assert_eq!(auth.authenticate(&token, NOW).await, Err(AuthError::UnknownKey));
+    assert_eq!(
+        auth.authenticate(&token, NOW).await,
+        Err(AuthError::UnknownKey)
+    );
     // Same kid and issuer, different private key.
     let impostor = TokenMinter::from_seed([2; 32], "https://issuer.test", "fieldlink-api");
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(minter.key_id().to_owned());
     let forged = impostor.sign_with_header(&header, &minter.claims("acme", &[Role::Admin], NOW));
-    assert_eq!(auth.authenticate(&forged, NOW).await, Err(AuthError::BadSignature));
+    assert_eq!(
+        auth.authenticate(&forged, NOW).await,
+        Err(AuthError::BadSignature)
+    );
     // A tampered payload.
     let good = minter.token("acme", &[Role::Installer], NOW);
     let parts: Vec<&str> = good.split('.').collect();
-    let payload = URL_SAFE_NO_PAD.encode(
-        serde_json::to_vec(&minter.claims("other", &[Role::Admin], NOW)).expect("json"),
-    );
+    let payload = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&minter.claims("other", &[Role::Admin], NOW)).expect("json"));
     let tampered = format!("{}.{}.{}", parts[0], payload, parts[2]);
-    assert_eq!(auth.authenticate(&tampered, NOW).await, Err(AuthError::BadSignature));
+    assert_eq!(
+        auth.authenticate(&tampered, NOW).await,
+        Err(AuthError::BadSignature)
+    );
 }
 
 #[tokio::test]
@@ -102,7 +113,10 @@ async fn rejects_alg_none_and_hmac_with_the_public_key() {
         for token in [format!("{head}.{body}."), format!("{head}.{body}")] {
             let result = auth.authenticate(&token, NOW).await;
             assert!(
-                matches!(result, Err(AuthError::AlgorithmRejected | AuthError::Malformed)),
+                matches!(
+                    result,
+                    Err(AuthError::AlgorithmRejected | AuthError::Malformed)
+                ),
                 "{result:?}"
             );
         }
@@ -142,7 +156,10 @@ async fn requires_tenant_subject_and_a_known_role() {
         Err(AuthError::NoRole)
     );
     claims["roles"] = json!("admin");
-    let principal = auth.authenticate(&minter.sign(&claims), NOW).await.expect("string role");
+    let principal = auth
+        .authenticate(&minter.sign(&claims), NOW)
+        .await
+        .expect("string role");
     assert!(principal.has_any(&[Role::Admin]));
     claims.as_object_mut().expect("object").remove("tenant");
     assert_eq!(
@@ -169,7 +186,10 @@ async fn claim_names_and_tenant_mapping_are_configurable() {
     let auth = Authenticator::new(vec![issuer], 0);
     let mut claims = minter.claims("ignored", &[], NOW);
     claims["app_roles"] = json!(["Fieldlink.Installer", "Other"]);
-    let principal = auth.authenticate(&minter.sign(&claims), NOW).await.expect("valid");
+    let principal = auth
+        .authenticate(&minter.sign(&claims), NOW)
+        .await
+        .expect("valid");
     assert_eq!(principal.tenant, "contoso");
     assert_eq!(principal.roles.len(), 1);
 }
@@ -179,8 +199,14 @@ fn bearer_header_parsing() {
     assert_eq!(Authenticator::bearer(Some("Bearer abc")), Ok("abc"));
     assert_eq!(Authenticator::bearer(Some("bearer  abc ")), Ok("abc"));
     assert_eq!(Authenticator::bearer(None), Err(AuthError::MissingToken));
-    assert_eq!(Authenticator::bearer(Some("Basic abc")), Err(AuthError::MissingToken));
-    assert_eq!(Authenticator::bearer(Some("Bearer ")), Err(AuthError::MissingToken));
+    assert_eq!(
+        Authenticator::bearer(Some("Basic abc")),
+        Err(AuthError::MissingToken)
+    );
+    assert_eq!(
+        Authenticator::bearer(Some("Bearer ")),
+        Err(AuthError::MissingToken)
+    );
 }
 
 #[tokio::test]

@@ -334,8 +334,11 @@ pub trait Storage: Send + Sync + 'static {
     /// Stores `key` as the current key. With `rotate`, the current key (if any) becomes
     /// previous in the same transaction; without, nothing is stored when a current key exists
     /// (returns `false`; used at start-up by racing replicas).
-    async fn put_ticket_key(&self, key: StoredTicketKey, rotate: bool)
-    -> Result<bool, StorageError>;
+    async fn put_ticket_key(
+        &self,
+        key: StoredTicketKey,
+        rotate: bool,
+    ) -> Result<bool, StorageError>;
 
     /// Deletes a previous key; `false` if no such previous key.
     async fn retire_ticket_key(&self, key_id: &str) -> Result<bool, StorageError>;

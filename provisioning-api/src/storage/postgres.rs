@@ -21,9 +21,7 @@ use super::{
     AssignError, AssignKind, AssignOutcome, AssignRequest, ClaimOutcome, DeviceLookup,
     IdempotencyClaim, PoolError, SCHEMA, Storage, StorageError, StoredTicketKey,
     plan::{self, Decision},
-    rows::{
-        ASSIGNMENT_COLUMNS, AssignmentRow, INSTANCE_COLUMNS, InstanceRow, encode_public_key,
-    },
+    rows::{ASSIGNMENT_COLUMNS, AssignmentRow, INSTANCE_COLUMNS, InstanceRow, encode_public_key},
     sqlite::ticket_key_from,
     to_i64,
 };

@@ -151,7 +151,8 @@ pub(crate) fn encode_public_key(key: &[u8; 32]) -> String {
 
 /// Decodes [`encode_public_key`].
 pub(crate) fn decode_public_key(value: &str) -> Result<[u8; 32], StorageError> {
-    let bytes = hex::decode(value).map_err(|e| StorageError::Corrupt(format!("public key: {e}")))?;
+    let bytes =
+        hex::decode(value).map_err(|e| StorageError::Corrupt(format!("public key: {e}")))?;
     <[u8; 32]>::try_from(bytes.as_slice())
         .map_err(|_| StorageError::Corrupt("public key is not 32 bytes".to_owned()))
 }

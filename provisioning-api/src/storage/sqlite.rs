@@ -202,7 +202,10 @@ fn load_assignment(
     .transpose()
 }
 
-fn allowlist_owner(conn: &Connection, registration_id: &str) -> Result<Option<String>, StorageError> {
+fn allowlist_owner(
+    conn: &Connection,
+    registration_id: &str,
+) -> Result<Option<String>, StorageError> {
     Ok(conn
         .prepare_cached("SELECT tenant FROM allowlist WHERE registration_id = ?1")?
         .query_row([registration_id], |r| r.get(0))
@@ -226,23 +229,28 @@ fn assigned_elsewhere(
         .is_some())
 }
 
-fn increment(tx: &Transaction<'_>, instance: &DpsInstance, now_ms: i64) -> Result<bool, StorageError> {
+fn increment(
+    tx: &Transaction<'_>,
+    instance: &DpsInstance,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
     let next = instance.rate.record(now_ms);
-    let changed = tx.prepare_cached(
-        "UPDATE dps_instances SET registrations = registrations + 1, rate_minute = ?1, \
+    let changed = tx
+        .prepare_cached(
+            "UPDATE dps_instances SET registrations = registrations + 1, rate_minute = ?1, \
          rate_count = ?2, rate_previous_count = ?3 \
          WHERE name = ?4 AND state = 'active' AND registrations < registration_cap \
          AND registrations = ?5 AND rate_minute = ?6 AND rate_count = ?7",
-    )?
-    .execute(params![
-        next.minute,
-        to_i64(next.count),
-        to_i64(next.previous_count),
-        instance.name,
-        to_i64(instance.registrations),
-        instance.rate.minute,
-        to_i64(instance.rate.count),
-    ])?;
+        )?
+        .execute(params![
+            next.minute,
+            to_i64(next.count),
+            to_i64(next.previous_count),
+            instance.name,
+            to_i64(instance.registrations),
+            instance.rate.minute,
+            to_i64(instance.rate.count),
+        ])?;
     Ok(changed == 1)
 }
 
@@ -382,7 +390,13 @@ fn claim_in(conn: &mut Connection, claim: &IdempotencyClaim) -> Result<ClaimOutc
 }
 
 fn ticket_key_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, String, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
 pub(crate) fn ticket_key_from(
@@ -411,9 +425,8 @@ fn import_in(
             "INSERT INTO allowlist (registration_id, tenant, label, imported_at_ms) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT (registration_id) DO NOTHING",
         )?;
-        let mut owner = tx.prepare_cached(
-            "SELECT tenant FROM allowlist WHERE registration_id = ?1",
-        )?;
+        let mut owner =
+            tx.prepare_cached("SELECT tenant FROM allowlist WHERE registration_id = ?1")?;
         for entry in entries {
             if insert.execute(params![entry.registration_id, tenant, entry.label, now_ms])? == 1 {
                 outcome.added += 1;

@@ -1,0 +1,232 @@
+//! Assembling and running the API in-process: [`ProvisioningApi::builder`] →
+//! [`ProvisioningApi::router`] (mount it yourself) or [`ProvisioningApi::serve`] (own task on a
+//! listener).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::Router;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::{
+    auth::Authenticator,
+    clock::{Clock, SystemClock},
+    config::ApiConfig,
+    dps::{DpsServiceClient, http::HttpDpsServiceClient, status::RegistrationStatus},
+    http::{self, ApiState, Shared},
+    metrics::Metrics,
+    storage::{PoolError, Storage, StorageError},
+    ticketing::TicketKeyring,
+};
+
+/// How often expired idempotency records are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// Why the API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A configured pool instance could not be added.
+    #[error("cannot seed DPS instance {name:?}: {source}")]
+    Seed {
+        /// Instance name.
+        name: String,
+        /// Why.
+        source: PoolError,
+    },
+    /// Binding or serving failed.
+    #[error("cannot serve: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds a [`ProvisioningApi`].
+pub struct ApiBuilder {
+    config: ApiConfig,
+    storage: Arc<dyn Storage>,
+    dps: Option<Arc<dyn DpsServiceClient>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ApiBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiBuilder {
+    /// Uses `client` for DPS service API calls (default: HTTPS with the system roots).
+    pub fn dps_client(mut self, client: Arc<dyn DpsServiceClient>) -> Self {
+        self.dps = Some(client);
+        self
+    }
+
+    /// Uses `clock` instead of the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens the ticket keyring (creating the first key if needed) and seeds the pool.
+    pub async fn build(self) -> Result<ProvisioningApi, StartError> {
+        let Self {
+            config,
+            storage,
+            dps,
+            clock,
+        } = self;
+        for spec in &config.dps_pool {
+            if storage.instance(&spec.name).await?.is_none() {
+                match storage.add_instance(spec.clone(), clock.now_ms()).await {
+                    Ok(_) | Err(PoolError::AlreadyExists) => {}
+                    Err(source) => {
+                        return Err(StartError::Seed {
+                            name: spec.name.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        let dps = match dps {
+            Some(client) => client,
+            None => Arc::new(HttpDpsServiceClient::new(
+                reqwest::Client::builder()
+                    .use_rustls_tls()
+                    .build()
+                    .map_err(|e| std::io::Error::other(format!("HTTP client: {e}")))?,
+                Duration::from_secs(5),
+            )),
+        };
+        let keyring = TicketKeyring::open(storage.clone(), clock.clone()).await?;
+        let shared = Shared {
+            auth: Authenticator::new(config.issuers.clone(), config.token_leeway_s),
+            status: RegistrationStatus::new(dps, clock.clone(), config.registration_status),
+            metrics: Metrics::default(),
+            storage,
+            clock,
+            keyring,
+            config,
+        };
+        Ok(ProvisioningApi {
+            state: ApiState {
+                shared: Arc::new(shared),
+            },
+        })
+    }
+}
+
+/// The provisioning API, assembled.
+#[derive(Debug, Clone)]
+pub struct ProvisioningApi {
+    state: ApiState,
+}
+
+impl ProvisioningApi {
+    /// Starts building an API over `storage` with `config`.
+    pub fn builder(config: ApiConfig, storage: Arc<dyn Storage>) -> ApiBuilder {
+        ApiBuilder {
+            config,
+            storage,
+            dps: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The axum router (all routes, middleware and state).
+    pub fn router(&self) -> Router {
+        http::router(self.state.clone())
+    }
+
+    /// The storage it uses (seeding allowlists and pools in tests and sandboxes).
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        self.state.shared.storage.clone()
+    }
+
+    /// Serves on `listener` in a background task until [`RunningApi::shutdown`].
+    pub async fn serve(self, listener: TcpListener) -> Result<RunningApi, StartError> {
+        let addr = listener.local_addr()?;
+        let router = self.router();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let purge_state = self.state.clone();
+        let purge = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_EVERY);
+            loop {
+                tick.tick().await;
+                let shared = &purge_state.shared;
+                if let Err(error) = shared
+                    .storage
+                    .purge_idempotency_keys(shared.clock.now_ms())
+                    .await
+                {
+                    tracing::warn!(%error, "could not purge idempotency keys");
+                }
+            }
+        });
+        let task = tokio::spawn(async move {
+            let result = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            purge.abort();
+            result
+        });
+        Ok(RunningApi {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Binds `addr` (use port 0 for an ephemeral port) and serves.
+    pub async fn bind(self, addr: SocketAddr) -> Result<RunningApi, StartError> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve(listener).await
+    }
+}
+
+/// A running API.
+#[derive(Debug)]
+pub struct RunningApi {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningApi {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://{addr}`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), and returns.
+    pub async fn shutdown(mut self) -> Result<(), StartError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match tokio::time::timeout(Duration::from_secs(10), &mut self.task).await {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(join)) => Err(StartError::Io(std::io::Error::other(join.to_string()))),
+            Err(_) => {
+                self.task.abort();
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until the server stops on its own (the binary's main loop).
+    pub async fn wait(mut self) -> Result<(), StartError> {
+        match (&mut self.task).await {
+            Ok(result) => Ok(result?),
+            Err(join) => Err(StartError::Io(std::io::Error::other(join.to_string()))),
+        }
+    }
+}
