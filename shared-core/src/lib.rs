@@ -9,5 +9,6 @@ pub mod retry;
 
 pub use error::{CommissionError, ErrorView, Step};
 pub mod assignment;
+pub mod journal;
 pub mod transport;
 pub mod workflow;

@@ -100,7 +100,8 @@ pub struct StepDeadlines {
     pub scanning: Duration,
     /// Connecting (each attempt).
     pub connecting: Duration,
-    /// Handshaking (each attempt).
+    /// Handshaking (each attempt). Devices delay the answer after wrong attempts (up to 16 s
+    /// by default), so keep this above their longest delay.
     pub handshaking: Duration,
     /// Waiting for the assignment once the session is open.
     pub awaiting_assignment: Duration,
@@ -119,7 +120,7 @@ impl Default for StepDeadlines {
         Self {
             scanning: Duration::from_secs(10),
             connecting: Duration::from_secs(10),
-            handshaking: Duration::from_secs(10),
+            handshaking: Duration::from_secs(20),
             awaiting_assignment: Duration::from_secs(20),
             provisioning: Duration::from_secs(10),
             joining_network: Duration::from_secs(60),
