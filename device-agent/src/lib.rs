@@ -4,9 +4,12 @@
 //! - [`clock`]: injectable time.
 //! - [`secret`]: redacted secret wrappers.
 
+pub mod agent;
 pub mod backoff;
 pub mod clock;
 pub mod dps;
+pub mod fleet;
+pub mod link;
 pub mod machine;
 pub mod network;
 pub mod secret;

@@ -69,18 +69,19 @@ impl SimulatedNetwork {
     }
 }
 
-#[derive(Debug)]
-struct World {
-    networks: Vec<SimulatedNetwork>,
+#[derive(Debug, Default)]
+struct DeviceSide {
     joined: Option<String>,
     joins: u32,
 }
 
-/// A [`NetworkConfigurator`] over simulated access points. Clones share the same world, so a
-/// test can change faults or passphrases while devices use it.
+/// A [`NetworkConfigurator`] over simulated access points. The access points are shared by every
+/// device made with [`SimulatedNetworks::for_another_device`], so a test can change a fault or a
+/// passphrase for the whole site while devices use it; each device has its own joined state.
 #[derive(Clone)]
 pub struct SimulatedNetworks {
-    world: Arc<Mutex<World>>,
+    access_points: Arc<Mutex<Vec<SimulatedNetwork>>>,
+    device: Arc<Mutex<DeviceSide>>,
     capabilities: Capabilities,
     stage_delay: Duration,
     clock: SharedClock,
@@ -99,11 +100,8 @@ impl SimulatedNetworks {
     /// A Wi-Fi device among `networks`; each join stage takes `stage_delay` of `clock` time.
     pub fn new(networks: Vec<SimulatedNetwork>, stage_delay: Duration, clock: SharedClock) -> Self {
         Self {
-            world: Arc::new(Mutex::new(World {
-                networks,
-                joined: None,
-                joins: 0,
-            })),
+            access_points: Arc::new(Mutex::new(networks)),
+            device: Arc::new(Mutex::new(DeviceSide::default())),
             capabilities: Capabilities {
                 wifi: true,
                 ..Capabilities::default()
@@ -113,46 +111,63 @@ impl SimulatedNetworks {
         }
     }
 
+    /// A device that is already online over Ethernet (no Wi-Fi).
+    pub fn wired(clock: SharedClock) -> Self {
+        Self::new(Vec::new(), Duration::ZERO, clock).with_capabilities(Capabilities {
+            ethernet: true,
+            already_online: true,
+            ..Capabilities::default()
+        })
+    }
+
     /// The same world with other capabilities (e.g. Ethernet, already online).
     pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
         self.capabilities = capabilities;
         self
     }
 
-    /// A clone sharing the access points but with its own joined state (one per device).
+    /// Another device at the same site: shares the access points, has its own joined state.
     pub fn for_another_device(&self) -> Self {
-        let networks = self.lock().networks.clone();
         Self {
-            world: Arc::new(Mutex::new(World {
-                networks,
-                joined: None,
-                joins: 0,
-            })),
+            device: Arc::new(Mutex::new(DeviceSide::default())),
             ..self.clone()
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, World> {
-        self.world
+    fn access_points(&self) -> std::sync::MutexGuard<'_, Vec<SimulatedNetwork>> {
+        self.access_points
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn device(&self) -> std::sync::MutexGuard<'_, DeviceSide> {
+        self.device
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds (or replaces, by SSID) an access point.
+    pub fn add_network(&self, network: SimulatedNetwork) {
+        let mut access_points = self.access_points();
+        access_points.retain(|n| n.ssid != network.ssid);
+        access_points.push(network);
+    }
+
     /// Sets or clears the fault of network `ssid`.
     pub fn set_fault(&self, ssid: &str, fault: Option<NetworkFault>) {
-        if let Some(network) = self.lock().networks.iter_mut().find(|n| n.ssid == ssid) {
+        if let Some(network) = self.access_points().iter_mut().find(|n| n.ssid == ssid) {
             network.fault = fault;
         }
     }
 
     /// The SSID the device is on, if any.
     pub fn joined(&self) -> Option<String> {
-        self.lock().joined.clone()
+        self.device().joined.clone()
     }
 
     /// How many joins were attempted.
     pub fn join_attempts(&self) -> u32 {
-        self.lock().joins
+        self.device().joins
     }
 
     async fn stage(
@@ -187,8 +202,7 @@ impl NetworkConfigurator for SimulatedNetworks {
             return Ok(Vec::new());
         }
         let mut found: Vec<ScannedNetwork> = self
-            .lock()
-            .networks
+            .access_points()
             .iter()
             .filter(|n| !n.hidden && n.fault != Some(NetworkFault::OutOfRange))
             .map(|n| ScannedNetwork {
@@ -222,12 +236,16 @@ impl NetworkConfigurator for SimulatedNetworks {
                 return Err(JoinFailure::Unsupported { kind: "cellular" });
             }
         };
-        let network = {
-            let mut world = self.lock();
-            world.joins += 1;
-            world.joined = None;
-            world.networks.iter().find(|n| n.ssid == ssid).cloned()
-        };
+        {
+            let mut device = self.device();
+            device.joins += 1;
+            device.joined = None;
+        }
+        let network = self
+            .access_points()
+            .iter()
+            .find(|n| n.ssid == ssid)
+            .cloned();
         let mut last = None;
         self.stage(JoinStage::Associating, deadline_ms, &mut last, progress)
             .await?;
@@ -265,7 +283,7 @@ impl NetworkConfigurator for SimulatedNetworks {
         }
         self.stage(JoinStage::DpsReachable, deadline_ms, &mut last, progress)
             .await?;
-        self.lock().joined = Some(ssid);
+        self.device().joined = Some(ssid);
         Ok(())
     }
 
@@ -274,7 +292,7 @@ impl NetworkConfigurator for SimulatedNetworks {
             Some(StoredNetwork::Wifi { ssid, .. }) => Some(ssid.clone()),
             _ => None,
         };
-        self.lock().joined = ssid;
+        self.device().joined = ssid;
         Ok(())
     }
 }

@@ -111,6 +111,16 @@ pub struct TrustAnchorRecord {
     pub public_key: String,
 }
 
+impl TrustAnchorRecord {
+    /// A record for an Ed25519 public key.
+    pub fn new(key_id: impl Into<String>, key: &ed25519_dalek::VerifyingKey) -> Self {
+        Self {
+            key_id: key_id.into(),
+            public_key: hex::encode(key.to_bytes()),
+        }
+    }
+}
+
 /// A verified ticket staged for registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StagedCommissioning {
