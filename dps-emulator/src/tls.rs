@@ -142,7 +142,11 @@ mod tests {
         let ca = CertificateAuthority::generate().unwrap();
         assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
         let server = ca
-            .issue_server_certificate(&["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .issue_server_certificate(&[
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+                "*.azure-devices-provisioning.net".to_owned(),
+            ])
             .unwrap();
         server.rustls_config().unwrap();
         assert!(!format!("{server:?}{ca:?}").contains("PRIVATE"));
@@ -178,6 +182,14 @@ mod tests {
             .unwrap();
         assert!(verifies(&original, &server, "localhost"));
         assert!(!verifies(&original, &server, "example.net"));
+        let wildcard = recreated
+            .issue_server_certificate(&["*.azure-devices-provisioning.net".to_owned()])
+            .unwrap();
+        assert!(verifies(
+            &original,
+            &wildcard,
+            "dps-1.azure-devices-provisioning.net"
+        ));
         let stranger = CertificateAuthority::generate().unwrap();
         assert!(!verifies(&stranger, &server, "localhost"));
     }

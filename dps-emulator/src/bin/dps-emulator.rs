@@ -90,6 +90,15 @@ fn load_ca_key(tls: &mut TlsOptions, path: &str) -> Result<bool, String> {
     }
 }
 
+/// Writes a secret file readable by its owner only (on Unix).
+fn write_secret(path: &str, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -120,7 +129,7 @@ async fn run() -> Result<(), String> {
     if let (Some(https), Some(path)) = (emulator.https(), &args.ca_key)
         && save_ca_key
     {
-        std::fs::write(path, https.ca_key_pem()).map_err(|e| format!("{path}: {e}"))?;
+        write_secret(path, https.ca_key_pem()).map_err(|e| format!("{path}: {e}"))?;
     }
     if let (Some(ca), Some(path)) = (emulator.ca_pem(), &args.ca_out) {
         std::fs::write(path, ca).map_err(|e| format!("{path}: {e}"))?;
