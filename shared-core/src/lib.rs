@@ -10,5 +10,6 @@ pub mod retry;
 pub use error::{CommissionError, ErrorView, Step};
 pub mod assignment;
 pub mod journal;
+pub mod secrets;
 pub mod transport;
 pub mod workflow;
