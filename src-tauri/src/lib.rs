@@ -1,0 +1,1 @@
+//! fieldlink desktop shell.
