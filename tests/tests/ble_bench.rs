@@ -1,0 +1,256 @@
+//! Real BLE without a radio: btleplug (installer, hci0) → D-Bus → BlueZoo → bluer (device, hci1)
+//! on a private bus. See `docs/ble.md` ("The bench").
+//!
+//! Every test starts its own bench (dbus-daemon + BlueZoo) and tears it down on drop. When
+//! `dbus-daemon` or `bluezoo` is missing, the tests fail in CI and are skipped loudly elsewhere.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used)]
+
+#[path = "ble_bench/bench.rs"]
+mod bench;
+
+use std::time::Duration;
+
+use bench::{ADDRESSES, Bench, INSTALLER_ADAPTER, peripheral_id};
+use fieldlink_core::transport::{
+    BleTransport as _, DisconnectReason, LinkEvent, ScanFilter, TransportError,
+    btleplug::{BtleplugConfig, BtleplugTransport, Unavailability},
+};
+use fieldlink_protocol::gatt::{AdvertisedState, SERVICE_UUID};
+
+const SCAN: Duration = Duration::from_secs(6);
+const CONNECT: Duration = Duration::from_secs(10);
+const EVENT: Duration = Duration::from_secs(5);
+
+async fn installer() -> BtleplugTransport {
+    BtleplugTransport::open(BtleplugConfig::on_adapter(INSTALLER_ADAPTER))
+        .await
+        .expect("open hci0")
+}
+
+fn looking_for(discriminator: Option<u16>) -> ScanFilter {
+    ScanFilter {
+        service_uuid: SERVICE_UUID,
+        discriminator,
+    }
+}
+
+async fn next_notification(link: &dyn fieldlink_core::transport::BleConnection) -> Vec<u8> {
+    match tokio::time::timeout(EVENT, link.next_event()).await {
+        Ok(LinkEvent::Notification(frame)) => frame,
+        other => panic!("expected a notification, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_lists_the_peripheral_with_its_advertised_service_data() {
+    if !bench::available("scan_lists_the_peripheral_with_its_advertised_service_data") {
+        return;
+    }
+    let bench = Bench::start(2).await;
+    let _device = bench.echo_peripheral("hci1", 0xa42).await;
+    let transport = installer().await;
+    assert_eq!(transport.adapter_name(), "hci0");
+
+    let found = transport
+        .scan(looking_for(Some(0xa42)), SCAN)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}\n{}", bench.log());
+    let device = &found[0];
+    assert_eq!(device.id.0, peripheral_id("hci0", ADDRESSES[1]));
+    let adv = device.advertisement().expect("service data decodes");
+    assert_eq!(adv.discriminator, 0xa42);
+    assert_eq!(adv.state, AdvertisedState::Commissionable);
+    assert_eq!(adv.protocol_version, fieldlink_protocol::PROTOCOL_VERSION);
+    assert_eq!(device.local_name.as_deref(), Some("FL-A42"));
+    assert!(device.service_uuids.contains(&SERVICE_UUID));
+
+    // A label nobody advertises: an empty list after the full timeout, not an error.
+    let started = std::time::Instant::now();
+    let none = transport
+        .scan(looking_for(Some(0x777)), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "scan overran its timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_with_the_labels_discriminator_is_chosen_among_two() {
+    if !bench::available("the_device_with_the_labels_discriminator_is_chosen_among_two") {
+        return;
+    }
+    let bench = Bench::start(3).await;
+    let _first = bench.echo_peripheral("hci1", 0xa42).await;
+    let _second = bench.echo_peripheral("hci2", 0x123).await;
+    let transport = installer().await;
+
+    // Wait until both advertise, then check the unfiltered list and the chosen one.
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        all = transport
+            .scan(looking_for(None), Duration::from_secs(3))
+            .await
+            .unwrap();
+        if all.len() == 2 {
+            break;
+        }
+    }
+    let mut discriminators: Vec<_> = all.iter().filter_map(|d| d.discriminator()).collect();
+    discriminators.sort_unstable();
+    assert_eq!(discriminators, [0x123, 0xa42], "{all:?}");
+
+    let chosen = transport
+        .scan(looking_for(Some(0x123)), SCAN)
+        .await
+        .unwrap();
+    assert_eq!(chosen.len(), 1, "{chosen:?}");
+    assert_eq!(chosen[0].id.0, peripheral_id("hci0", ADDRESSES[2]));
+    assert_eq!(chosen[0].local_name.as_deref(), Some("FL-123"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_cross_the_real_gatt_path_both_ways() {
+    if !bench::available("frames_cross_the_real_gatt_path_both_ways") {
+        return;
+    }
+    let bench = Bench::start(2).await;
+    let _device = bench.echo_peripheral("hci1", 0xa42).await;
+    let transport = installer().await;
+    let found = transport
+        .scan(looking_for(Some(0xa42)), SCAN)
+        .await
+        .unwrap();
+    let id = found.first().expect("found").id.clone();
+
+    let link = transport.connect(id, CONNECT).await.unwrap();
+    // BlueZoo negotiates 512; btleplug only knows it after service discovery.
+    assert_eq!(link.mtu(), 512);
+    // The device's notification limit is BlueZ's MTU less bluer's 5-byte margin (507 bytes), so
+    // echo frames up to that; the installer may write up to mtu - 3 = 509.
+    for len in [1_usize, 20, 180, 507] {
+        let frame: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        link.write(frame.clone()).await.unwrap();
+        assert_eq!(next_notification(link.as_ref()).await, frame, "len {len}");
+    }
+    assert_eq!(
+        link.write(vec![0; 510]).await,
+        Err(TransportError::FrameTooLarge {
+            len: 510,
+            limit: 509
+        })
+    );
+
+    link.disconnect().await;
+    assert_eq!(
+        link.next_event().await,
+        LinkEvent::Disconnected {
+            reason: DisconnectReason::Local
+        }
+    );
+    assert_eq!(link.write(vec![1]).await, Err(TransportError::Disconnected));
+    link.disconnect().await; // idempotent
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_peripheral_is_a_lost_link_and_a_restarted_one_serves_again() {
+    if !bench::available("a_killed_peripheral_is_a_lost_link_and_a_restarted_one_serves_again") {
+        return;
+    }
+    let bench = Bench::start(3).await;
+    let device = bench.echo_peripheral("hci1", 0xa42).await;
+    let transport = installer().await;
+    let id = transport
+        .scan(looking_for(Some(0xa42)), SCAN)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let link = transport.connect(id.clone(), CONNECT).await.unwrap();
+    link.write(vec![7, 7]).await.unwrap();
+    assert_eq!(next_notification(link.as_ref()).await, [7, 7]);
+
+    device.kill();
+    let started = std::time::Instant::now();
+    assert_eq!(link.write(vec![8]).await, Err(TransportError::Disconnected));
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        tokio::time::timeout(EVENT, link.next_event())
+            .await
+            .unwrap(),
+        LinkEvent::Disconnected {
+            reason: DisconnectReason::LinkLoss
+        }
+    );
+    drop(link);
+
+    // BlueZoo keeps the dead process's GATT objects under hci0's device object, next to the new
+    // ones, and btleplug may pick the stale service (real BlueZ drops them on disconnect and
+    // re-resolves), so the restarted device is reached from a central adapter that never saw the
+    // old database.
+    let _restarted = bench.echo_peripheral("hci1", 0xa42).await;
+    let second = BtleplugTransport::open(BtleplugConfig::on_adapter("hci2"))
+        .await
+        .unwrap();
+    let again = second.scan(looking_for(Some(0xa42)), SCAN).await.unwrap();
+    let id = again
+        .first()
+        .map(|d| d.id.clone())
+        .expect("restarted device advertises");
+    assert_eq!(id.0, peripheral_id("hci2", ADDRESSES[1]));
+    let link = second.connect(id, CONNECT).await.unwrap();
+    link.write(vec![9, 9, 9]).await.unwrap();
+    assert_eq!(next_notification(link.as_ref()).await, [9, 9, 9]);
+    link.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_bluez_missing_adapter_and_adapter_off_are_distinct_errors() {
+    if !bench::available("missing_bluez_missing_adapter_and_adapter_off_are_distinct_errors") {
+        return;
+    }
+    {
+        let _bus = Bench::bus_only().await;
+        let error = BtleplugTransport::open(BtleplugConfig::default())
+            .await
+            .expect_err("no org.bluez on the bus");
+        assert_eq!(
+            Unavailability::of(&error),
+            Some(Unavailability::NoBluez),
+            "{error}"
+        );
+    }
+    let bench = Bench::start(2).await;
+    let error = BtleplugTransport::open(BtleplugConfig::on_adapter("hci7"))
+        .await
+        .expect_err("no hci7");
+    assert_eq!(
+        Unavailability::of(&error),
+        Some(Unavailability::NoAdapter),
+        "{error}"
+    );
+    assert!(error.to_string().contains("hci0, hci1"), "{error}");
+
+    bench.set_powered("hci0", false).await;
+    let error = BtleplugTransport::open(BtleplugConfig::on_adapter("hci0"))
+        .await
+        .expect_err("hci0 is off");
+    assert_eq!(
+        Unavailability::of(&error),
+        Some(Unavailability::BluetoothOff),
+        "{error}"
+    );
+    // Without a name the first powered adapter is taken, whatever btleplug's order.
+    let transport = BtleplugTransport::open(BtleplugConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(transport.adapter_name(), "hci1");
+}
