@@ -6,6 +6,8 @@
 
 pub mod agent;
 pub mod backoff;
+#[cfg(all(target_os = "linux", feature = "bluez"))]
+pub mod bluez;
 pub mod clock;
 pub mod dps;
 pub mod fleet;

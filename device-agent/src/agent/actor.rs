@@ -17,6 +17,9 @@ use crate::machine::{DeviceMachine, Input, JobId, Output};
 use crate::network::NetworkConfigurator;
 use crate::store::StateStore;
 
+/// How long the scan at start may take.
+const SCAN_AT_START_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Events from connections and handles.
 #[derive(Debug)]
 pub(super) enum LinkEvent {
@@ -34,7 +37,6 @@ pub(super) enum LinkEvent {
         id: u64,
     },
     Status(oneshot::Sender<DeviceStatus>),
-    Shutdown,
 }
 
 /// Reads one connection's frames into the actor until either side closes it.
@@ -100,6 +102,16 @@ pub(super) struct Actor {
     link: Option<ActiveLink>,
 }
 
+impl Drop for Actor {
+    /// Stopping (or aborting) the actor stops its work, like a power cut: jobs are aborted and
+    /// dropping the link's sender ends the connection.
+    fn drop(&mut self) {
+        for (_, job) in self.jobs.drain() {
+            job.abort();
+        }
+    }
+}
+
 impl Actor {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
@@ -130,11 +142,15 @@ impl Actor {
     }
 
     pub(super) async fn run(mut self, boot_outputs: Vec<Output>) {
-        self.carry_out(boot_outputs, None).await;
         if self.config.scan_at_start && self.network.capabilities().wifi {
-            // Job 0 is never awaited by a request: its result only fills the scan cache.
-            jobs::spawn_scan(0, Arc::clone(&self.network), self.job_tx.clone());
+            // Scanned before the first connection is served, so `DeviceInfo` carries the list.
+            match tokio::time::timeout(SCAN_AT_START_DEADLINE, self.network.scan()).await {
+                Ok(Ok(networks)) => self.machine.set_scan_cache(networks),
+                Ok(Err(error)) => tracing::warn!(%error, "Wi-Fi scan at start failed"),
+                Err(_) => tracing::warn!("Wi-Fi scan at start timed out"),
+            }
         }
+        self.carry_out(boot_outputs, None).await;
         loop {
             let now = self.clock.now_ms();
             let wake = [
@@ -150,7 +166,7 @@ impl Actor {
             };
             tokio::select! {
                 event = self.links.recv() => match event {
-                    None | Some(LinkEvent::Shutdown) => break,
+                    None => break,
                     Some(event) => self.on_link_event(event).await,
                 },
                 Some(input) = self.job_rx.recv() => {
@@ -162,14 +178,7 @@ impl Actor {
                 }
             }
         }
-        for (_, job) in self.jobs.drain() {
-            job.abort();
-        }
-        if let Some(mut link) = self.link.take()
-            && let Some(close) = link.close.take()
-        {
-            let _ = close.send(());
-        }
+        self.close_link();
     }
 
     async fn on_link_event(&mut self, event: LinkEvent) {
@@ -220,7 +229,6 @@ impl Actor {
             LinkEvent::Status(reply) => {
                 let _ = reply.send(self.machine.status(self.clock.now_ms()));
             }
-            LinkEvent::Shutdown => {}
         }
     }
 

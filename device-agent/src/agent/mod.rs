@@ -85,6 +85,7 @@ pub struct DeviceAgent {
     links: mpsc::Sender<LinkEvent>,
     advertisement: watch::Receiver<Advertisement>,
     next_connection: Arc<std::sync::atomic::AtomicU64>,
+    task: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for DeviceAgent {
@@ -133,6 +134,14 @@ impl DeviceAgent {
         let now = clock.now_ms();
         let (machine, boot_outputs, warnings) =
             DeviceMachine::boot(state, config.machine.clone(), now)?;
+        // A rollback found at boot is durable before the agent does anything else.
+        let mut later = Vec::with_capacity(boot_outputs.len());
+        for output in boot_outputs {
+            match output {
+                crate::machine::Output::Persist(state) => store.save(&state)?,
+                other => later.push(other),
+            }
+        }
         for warning in warnings {
             tracing::warn!(%registration_id, "{warning}");
         }
@@ -149,12 +158,13 @@ impl DeviceAgent {
             advertisement_tx,
             link_rx,
         );
-        tokio::spawn(actor.run(boot_outputs));
+        let task = tokio::spawn(actor.run(later));
         Ok(Self {
             registration_id,
             links,
             advertisement,
             next_connection: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+            task: Arc::new(std::sync::Mutex::new(Some(task))),
         })
     }
 
@@ -243,8 +253,17 @@ impl DeviceAgent {
         advertiser.abort();
     }
 
-    /// Stops the actor (running work is cancelled; persisted state stays).
+    /// Stops the actor and waits for it: running work is cancelled, the link drops, the
+    /// persisted state stays as it is (like a power cut).
     pub async fn shutdown(&self) {
-        let _ = self.links.send(LinkEvent::Shutdown).await;
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }

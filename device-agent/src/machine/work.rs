@@ -171,6 +171,17 @@ impl DeviceMachine {
                 }
                 self.send_event(Event::RegistrationResult(report), out);
             }
+            Err(error)
+                if matches!(error, DpsError::DeadlineExceeded { .. })
+                    || self
+                        .state
+                        .staged
+                        .as_ref()
+                        .is_some_and(|staged| now_ms >= staged.fail_safe_deadline_ms) =>
+            {
+                // The registration's deadline is the fail-safe deadline.
+                self.fail_safe_expired(out);
+            }
             Err(error) => {
                 tracing::info!(%error, "DPS registration did not finish; rolling back");
                 let report =
