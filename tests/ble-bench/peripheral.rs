@@ -11,15 +11,7 @@
 //! `DBUS_SYSTEM_BUS_ADDRESS` pointing at the bench's bus.
 
 #[cfg(target_os = "linux")]
-#[path = "../../device-agent/src/bluez.rs"]
-#[allow(dead_code)]
-mod bluez;
-
-/// The device agent's link types, where the shared `bluez` module expects them.
-#[cfg(target_os = "linux")]
-mod link {
-    pub use fieldlink_device_agent::link::*;
-}
+use fieldlink_device_agent::bluez;
 
 #[cfg(target_os = "linux")]
 #[tokio::main]
