@@ -471,3 +471,101 @@ fn credential(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn config(credential: FleetCredential) -> FleetConfig {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let mut config = FleetConfig::new(
+            credential,
+            vec![TrustAnchorRecord::new("k1", &key.verifying_key())],
+        );
+        config.clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        config.seed = Some(3);
+        config
+    }
+
+    #[tokio::test]
+    async fn every_device_has_its_own_identity_and_a_parseable_label() {
+        let fleet = VirtualFleet::new(
+            50,
+            config(FleetCredential::GroupEnrollment {
+                group_key: "Z3JvdXAta2V5".into(),
+                derive_at_factory: true,
+            }),
+        )
+        .unwrap();
+        let devices = fleet.devices();
+        assert_eq!(devices.len(), 50);
+        let discriminators: HashSet<_> = devices.iter().map(|d| d.discriminator()).collect();
+        assert_eq!(discriminators.len(), 50);
+        let keys: HashSet<_> = devices
+            .iter()
+            .map(|d| d.dps_key().unwrap().expose().to_owned())
+            .collect();
+        assert_eq!(keys.len(), 50, "derived keys differ per device");
+        for (index, device) in devices.iter().enumerate() {
+            assert_eq!(
+                device.registration_id(),
+                format!("fl-virtual-{:04}", index + 1)
+            );
+            let parsed = OnboardingPayload::parse(&device.payload_text()).unwrap();
+            assert_eq!(&parsed, device.payload());
+            assert_eq!(device.manual_code().len(), 11);
+            assert_eq!(device.state(), Some(DeviceState::Commissionable));
+            assert!(
+                device
+                    .advertisement()
+                    .local_name
+                    .starts_with(fieldlink_protocol::gatt::LOCAL_NAME_PREFIX)
+            );
+            assert!(fleet.by_discriminator(device.discriminator()).is_some());
+        }
+        assert_eq!(fleet.labels().len(), 50);
+        assert!(fleet.device("fl-virtual-0007").is_some());
+        // Secrets stay out of Debug.
+        let shown = format!("{:?}", devices[0].persisted().unwrap());
+        assert!(!shown.contains(devices[0].dps_key().unwrap().expose()));
+    }
+
+    #[tokio::test]
+    async fn the_same_seed_builds_the_same_labels() {
+        let first = VirtualFleet::new(3, config(FleetCredential::IndividualEnrollments)).unwrap();
+        let second = VirtualFleet::new(3, config(FleetCredential::IndividualEnrollments)).unwrap();
+        assert_eq!(first.labels(), second.labels());
+    }
+
+    #[tokio::test]
+    async fn limits_and_bad_prefixes_are_reported() {
+        assert!(matches!(
+            VirtualFleet::new(4097, config(FleetCredential::IndividualEnrollments)),
+            Err(FleetError::TooMany { .. })
+        ));
+        let mut bad = config(FleetCredential::IndividualEnrollments);
+        bad.registration_id_prefix = "Upper Case ".into();
+        assert!(matches!(
+            VirtualFleet::new(1, bad),
+            Err(FleetError::InvalidRegistrationId { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn site_faults_reach_every_device() {
+        let mut config = config(FleetCredential::IndividualEnrollments);
+        config.networks = Some(FleetNetworks {
+            access_points: vec![SimulatedNetwork::wpa2("site", "passphrase")],
+            stage_delay: Duration::ZERO,
+        });
+        let fleet = VirtualFleet::new(2, config).unwrap();
+        fleet
+            .site_networks()
+            .set_fault("site", Some(crate::network::NetworkFault::OutOfRange));
+        use crate::network::NetworkConfigurator;
+        for device in fleet.devices() {
+            assert!(device.networks().scan().await.unwrap().is_empty());
+        }
+    }
+}

@@ -931,3 +931,16 @@ fn scans_answer_and_fill_the_cache() {
     let (_, info, _) = rig.connect(Request::GetStatus);
     assert_eq!(info.wifi_networks, Some(vec![network]));
 }
+
+#[test]
+fn wifi_passphrases_stay_out_of_debug_output() {
+    let mut rig = Rig::new(wifi_config());
+    let (_, _, out) = rig.connect(Request::Provision {
+        ticket: ticket(18),
+        network: Some(wifi("site", "hunter2-secret-pass")),
+    });
+    let shown = format!("{out:?} {:?} {:?}", rig.saved(), rig.machine);
+    assert!(shown.contains("site"));
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("0707070707"), "PoP leaked: {shown}");
+}

@@ -1,3 +1,0 @@
-//! `device-agent`: runs one fieldlink device agent from files.
-
-fn main() {}
