@@ -339,7 +339,10 @@ impl Grants {
     ) -> Result<String, VerifyError> {
         let mut state = self.lock(now);
         let code = normalize_user_code(user_code);
-        let key = *state.user_codes.get(&code).ok_or(VerifyError::UnknownCode)?;
+        let key = *state
+            .user_codes
+            .get(&code)
+            .ok_or(VerifyError::UnknownCode)?;
         let pending = state
             .devices
             .get(&key)
@@ -402,10 +405,9 @@ impl Grants {
         let now = now_ms.div_euclid(1000);
         let mut state = self.lock(now);
         let key = digest(device_code);
-        let grant = state
-            .devices
-            .get_mut(&key)
-            .ok_or(GrantError::InvalidGrant("unknown or already used device code"))?;
+        let grant = state.devices.get_mut(&key).ok_or(GrantError::InvalidGrant(
+            "unknown or already used device code",
+        ))?;
         if grant.client_id != client_id {
             return Err(GrantError::InvalidGrant(
                 "the device code was issued to another client",

@@ -52,7 +52,10 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -176,7 +179,11 @@ pub fn authorize_sign_in(
 
 /// An error page (used when the client cannot be redirected to safely).
 pub fn error(status: StatusCode, title: &str, message: &str) -> Response {
-    page(status, title, &format!("<p class=\"error\">{}</p>", escape(message)))
+    page(
+        status,
+        title,
+        &format!("<p class=\"error\">{}</p>", escape(message)),
+    )
 }
 
 #[cfg(test)]
@@ -185,10 +192,7 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(
-            escape("<script>\"'&"),
-            "&lt;script&gt;&quot;&#39;&amp;"
-        );
+        assert_eq!(escape("<script>\"'&"), "&lt;script&gt;&quot;&#39;&amp;");
     }
 
     #[tokio::test]

@@ -21,7 +21,10 @@ fn pkce_s256_known_answer() {
     assert!(pkce_matches(GOOD_VERIFIER, &request().code_challenge));
     assert!(!pkce_matches(VERIFIER, &request().code_challenge));
     assert!(!pkce_matches("short", &request().code_challenge));
-    assert!(!pkce_matches(&format!("{GOOD_VERIFIER} "), &request().code_challenge));
+    assert!(!pkce_matches(
+        &format!("{GOOD_VERIFIER} "),
+        &request().code_challenge
+    ));
 }
 
 #[test]
@@ -63,16 +66,23 @@ fn device_flow_pending_slow_down_approve_single_use() {
         ))
     );
 
-    let view = grants.device_request(&user.to_lowercase(), T0 + 30).expect("pending");
+    let view = grants
+        .device_request(&user.to_lowercase(), T0 + 30)
+        .expect("pending");
     assert_eq!(view.client_id, "cli");
-    let consent = grants.open_consent(&user, "alice", T0 + 30).expect("consent");
+    let consent = grants
+        .open_consent(&user, "alice", T0 + 30)
+        .expect("consent");
     grants.decide(&consent, true, T0 + 31).expect("approved");
     assert_eq!(
         grants.decide(&consent, true, T0 + 31),
         Err(VerifyError::UnknownConsent),
         "one-time"
     );
-    assert_eq!(grants.device_request(&user, T0 + 32), Err(VerifyError::UnknownCode));
+    assert_eq!(
+        grants.device_request(&user, T0 + 32),
+        Err(VerifyError::UnknownCode)
+    );
     let approval = grants
         .poll_device(&device, "cli", ms + 120_000)
         .expect("approved");
@@ -99,7 +109,10 @@ fn device_flow_denied_and_expired() {
         grants.poll_device(&device, "cli", (T0 + 60) * 1000),
         Err(GrantError::ExpiredToken)
     );
-    assert_eq!(grants.device_request(&user, T0 + 60), Err(VerifyError::UnknownCode));
+    assert_eq!(
+        grants.device_request(&user, T0 + 60),
+        Err(VerifyError::UnknownCode)
+    );
     assert_eq!(
         grants.open_consent(&user, "alice", T0 + 61),
         Err(VerifyError::UnknownCode)
@@ -112,19 +125,25 @@ fn auto_approve_is_approved_at_once() {
     let (device, _) = grants
         .start_device("cli", "", T0, 60, 1, Some("demo"))
         .expect("ok");
-    let approval = grants.poll_device(&device, "cli", T0 * 1000).expect("approved");
+    let approval = grants
+        .poll_device(&device, "cli", T0 * 1000)
+        .expect("approved");
     assert_eq!(approval.username, "demo");
 }
 
 #[test]
 fn authorization_code_pkce_and_reuse() {
     let grants = Grants::default();
-    let code = grants
-        .issue_code(request(), "alice", T0, 60)
-        .expect("code");
+    let code = grants.issue_code(request(), "alice", T0, 60).expect("code");
     // Wrong redirect URI, wrong client: refused without burning the code.
     assert!(matches!(
-        grants.redeem_code(&code, "cli", "http://127.0.0.1:5001/callback", GOOD_VERIFIER, T0),
+        grants.redeem_code(
+            &code,
+            "cli",
+            "http://127.0.0.1:5001/callback",
+            GOOD_VERIFIER,
+            T0
+        ),
         Err(GrantError::InvalidGrant("redirect_uri does not match"))
     ));
     assert!(matches!(
@@ -165,7 +184,13 @@ fn wrong_verifier_burns_the_code_and_codes_expire() {
     let code = grants.issue_code(request(), "alice", T0, 60).expect("code");
     assert_eq!(
         grants
-            .redeem_code(&code, "cli", &request().redirect_uri, GOOD_VERIFIER, T0 + 60)
+            .redeem_code(
+                &code,
+                "cli",
+                &request().redirect_uri,
+                GOOD_VERIFIER,
+                T0 + 60
+            )
             .map(|_| ()),
         Err(GrantError::InvalidGrant("authorization code expired"))
     );
@@ -186,7 +211,9 @@ fn refresh_rotation_reuse_revokes_the_family() {
     assert_eq!(again, approval);
     assert_ne!(first, second);
     assert!(grants.refresh(&second, "other", T0 + 11).is_err());
-    let (_, third) = grants.refresh(&second, "cli", T0 + 12).expect("rotated again");
+    let (_, third) = grants
+        .refresh(&second, "cli", T0 + 12)
+        .expect("rotated again");
     // The attacker replays the first token: the family dies, including the legitimate one.
     assert_eq!(
         grants.refresh(&first, "cli", T0 + 13).map(|_| ()),
