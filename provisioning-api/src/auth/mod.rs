@@ -18,7 +18,10 @@ use serde_json::{Map, Value};
 pub use jwks::{JwksError, JwksSource, RemoteJwks, StaticJwks, VerificationKey};
 
 /// What a caller may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Commissions devices: assignments, device and registration reads.
     Installer,

@@ -1,3 +1,85 @@
 //! The provisioning API server.
+//!
+//! ```text
+//! provisioning-api --config api.json      # or FIELDLINK_API_CONFIG=api.json
+//! provisioning-api --openapi              # print the OpenAPI document and exit
+//! ```
 
-fn main() {}
+use std::{path::PathBuf, process::ExitCode};
+
+use fieldlink_provisioning_api::{ProvisioningApi, http::openapi::ApiDoc, settings::FileConfig};
+use tracing_subscriber::EnvFilter;
+use utoipa::OpenApi;
+
+const USAGE: &str = "usage: provisioning-api [--config FILE] | --openapi\n\
+    The configuration file may also come from FIELDLINK_API_CONFIG; see docs/provisioning-api.md.";
+
+enum Command {
+    Serve(PathBuf),
+    OpenApi,
+}
+
+fn command() -> Result<Command, String> {
+    let mut args = std::env::args().skip(1);
+    let mut config = std::env::var_os("FIELDLINK_API_CONFIG").map(PathBuf::from);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => config = Some(args.next().ok_or("--config needs a file")?.into()),
+            "--openapi" => return Ok(Command::OpenApi),
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    config
+        .map(Command::Serve)
+        .ok_or_else(|| format!("no configuration file\n{USAGE}"))
+}
+
+async fn serve(path: PathBuf) -> Result<(), String> {
+    let file = FileConfig::load(&path).map_err(|e| e.to_string())?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if file.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let storage = file.open_storage().await.map_err(|e| e.to_string())?;
+    let issuers = file.trusted_issuers().await.map_err(|e| e.to_string())?;
+    if issuers.is_empty() {
+        tracing::warn!("no trusted issuers configured: every authenticated request will be 401");
+    }
+    let api = ProvisioningApi::builder(file.api_config(issuers), storage)
+        .dps_client(file.dps_client().map_err(|e| e.to_string())?)
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    let running = api.bind(file.listen).await.map_err(|e| e.to_string())?;
+    tracing::info!(addr = %running.addr(), "provisioning API listening");
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    tracing::info!("shutting down");
+    running.shutdown().await.map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let result = match command() {
+        Ok(Command::OpenApi) => ApiDoc::openapi()
+            .to_pretty_json()
+            .map(|json| {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{json}");
+                }
+            })
+            .map_err(|e| e.to_string()),
+        Ok(Command::Serve(path)) => serve(path).await,
+        Err(message) => Err(message),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("provisioning-api: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -111,18 +111,10 @@ pub struct TestApi {
 }
 
 /// Options for [`TestApi::start_with`].
+#[derive(Default)]
 pub struct Options {
     pub config: ApiConfig,
     pub dps: Option<Arc<dyn DpsServiceClient>>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            config: ApiConfig::default(),
-            dps: None,
-        }
-    }
 }
 
 impl TestApi {

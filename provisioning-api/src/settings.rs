@@ -1,0 +1,395 @@
+//! The server binary's configuration file (JSON), turned into an [`ApiConfig`], a store and a
+//! DPS client.
+//!
+//! ```json
+//! {
+//!   "listen": "0.0.0.0:8080",
+//!   "storage": { "postgres": { "url_env": "FIELDLINK_API_DATABASE_URL", "max_connections": 32 } },
+//!   "operator_tenant": "operator",
+//!   "issuers": [{
+//!     "issuer": "https://login.example.com/acme/v2.0",
+//!     "audiences": ["api://fieldlink"],
+//!     "tenant": "acme",
+//!     "role_claim": "roles",
+//!     "role_values": { "Fieldlink.Installer": "installer", "Fieldlink.Admin": "admin" }
+//!   }],
+//!   "ticket_lifetime_s": 900,
+//!   "dps_pool": [{ "name": "dps-weu-1", "id_scope": "0ne00000001", "region": "westeurope",
+//!                  "service_endpoint": "https://dps-weu-1.azure-devices-provisioning.net",
+//!                  "service_credentials": { "policy_name": "provisioningserviceowner", "key": "…" } }]
+//! }
+//! ```
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use crate::{
+    ApiConfig,
+    auth::{RemoteJwks, Role, StaticJwks, TenantSource, TrustedIssuer, default_role_values},
+    dps::{DpsServiceClient, http::HttpDpsServiceClient},
+    model::NewDpsInstance,
+    storage::{PostgresOptions, PostgresStorage, SqliteStorage, Storage},
+    ticketing::TicketPolicy,
+};
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read or parsed.
+    #[error("configuration {path}: {reason}")]
+    Load {
+        /// The file.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A value is invalid.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Where data lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StorageSettings {
+    /// Embedded SQLite (one replica).
+    Sqlite {
+        /// Database file.
+        path: PathBuf,
+    },
+    /// PostgreSQL (several replicas).
+    Postgres {
+        /// Connection URL (prefer `url_env` to keep the password out of the file).
+        #[serde(default)]
+        url: Option<String>,
+        /// Environment variable holding the URL.
+        #[serde(default)]
+        url_env: Option<String>,
+        /// Schema (default `public`).
+        #[serde(default)]
+        schema: Option<String>,
+        /// Pool size per replica.
+        #[serde(default = "default_pool")]
+        max_connections: u32,
+    },
+}
+
+fn default_pool() -> u32 {
+    16
+}
+
+/// One trusted token issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// Exact `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// JWKS URL; discovered from `{issuer}/.well-known/openid-configuration` when neither this
+    /// nor `jwks_file` is given.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// A static JWKS file (sandboxes, tests).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Every token of this issuer belongs to this tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Otherwise the tenant is this claim (default `tenant`).
+    #[serde(default)]
+    pub tenant_claim: Option<String>,
+    /// The claim holding the role(s) (default `roles`).
+    #[serde(default)]
+    pub role_claim: Option<String>,
+    /// Claim value → role; default: `installer`, `admin`, `qa`.
+    #[serde(default)]
+    pub role_values: Option<HashMap<String, Role>>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Storage.
+    pub storage: StorageSettings,
+    /// Operator tenant.
+    #[serde(default = "default_operator")]
+    pub operator_tenant: String,
+    /// Trusted issuers.
+    #[serde(default)]
+    pub issuers: Vec<IssuerSettings>,
+    /// Clock skew allowed on tokens, seconds.
+    #[serde(default = "default_leeway")]
+    pub token_leeway_s: i64,
+    /// Ticket lifetime, seconds.
+    #[serde(default = "default_ticket_lifetime")]
+    pub ticket_lifetime_s: i64,
+    /// Ticket `not_before` skew, seconds.
+    #[serde(default = "default_skew")]
+    pub ticket_not_before_skew_s: i64,
+    /// Enforce allowlists.
+    #[serde(default = "default_true")]
+    pub allowlist_enforced: bool,
+    /// Registration-status cache, ms.
+    #[serde(default = "default_cache_ms")]
+    pub status_cache_ttl_ms: u64,
+    /// Extra CA (PEM) trusted for DPS service calls (the emulator's CA).
+    #[serde(default)]
+    pub dps_ca_file: Option<PathBuf>,
+    /// Instances added at start when absent.
+    #[serde(default)]
+    pub dps_pool: Vec<NewDpsInstance>,
+    /// Log as JSON lines.
+    #[serde(default)]
+    pub log_json: bool,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_operator() -> String {
+    "operator".to_owned()
+}
+fn default_leeway() -> i64 {
+    30
+}
+fn default_ticket_lifetime() -> i64 {
+    15 * 60
+}
+fn default_skew() -> i64 {
+    60
+}
+fn default_true() -> bool {
+    true
+}
+fn default_cache_ms() -> u64 {
+    3_000
+}
+
+impl FileConfig {
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+        let load = |reason: String| SettingsError::Load {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| load(e.to_string()))?;
+        let config: Self = serde_json::from_str(&text).map_err(|e| load(e.to_string()))?;
+        if config.ticket_lifetime_s <= 0 || config.ticket_lifetime_s > 24 * 3600 {
+            return Err(SettingsError::Invalid(
+                "ticket_lifetime_s must be within 1..=86400".to_owned(),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Opens the configured store.
+    pub async fn open_storage(&self) -> Result<Arc<dyn Storage>, SettingsError> {
+        let failed = |e: crate::storage::StorageError| SettingsError::Invalid(e.to_string());
+        Ok(match &self.storage {
+            StorageSettings::Sqlite { path } => {
+                Arc::new(SqliteStorage::open(path).await.map_err(failed)?)
+            }
+            StorageSettings::Postgres {
+                url,
+                url_env,
+                schema,
+                max_connections,
+            } => {
+                let url = match (url, url_env) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(var)) => std::env::var(var).map_err(|_| {
+                        SettingsError::Invalid(format!("environment variable {var} is not set"))
+                    })?,
+                    (None, None) => {
+                        return Err(SettingsError::Invalid(
+                            "postgres storage needs url or url_env".to_owned(),
+                        ));
+                    }
+                };
+                let options = PostgresOptions {
+                    schema: schema.clone(),
+                    max_connections: *max_connections,
+                    ..PostgresOptions::default()
+                };
+                Arc::new(
+                    PostgresStorage::connect(&url, options)
+                        .await
+                        .map_err(failed)?,
+                )
+            }
+        })
+    }
+
+    /// The HTTP client for DPS and JWKS calls (system roots plus `dps_ca_file`).
+    pub fn http_client(&self) -> Result<reqwest::Client, SettingsError> {
+        let mut builder = reqwest::Client::builder().use_rustls_tls();
+        if let Some(path) = &self.dps_ca_file {
+            let pem = std::fs::read(path).map_err(|e| SettingsError::Load {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let ca = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| SettingsError::Invalid(format!("dps_ca_file: {e}")))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        builder
+            .build()
+            .map_err(|e| SettingsError::Invalid(format!("HTTP client: {e}")))
+    }
+
+    /// The DPS service client.
+    pub fn dps_client(&self) -> Result<Arc<dyn DpsServiceClient>, SettingsError> {
+        Ok(Arc::new(HttpDpsServiceClient::new(
+            self.http_client()?,
+            Duration::from_secs(5),
+        )))
+    }
+
+    /// The trusted issuers (fetching discovery documents where needed).
+    pub async fn trusted_issuers(&self) -> Result<Vec<TrustedIssuer>, SettingsError> {
+        let client = self.http_client()?;
+        let mut issuers = Vec::new();
+        for settings in &self.issuers {
+            let jwks: Arc<dyn crate::auth::JwksSource> =
+                match (&settings.jwks_file, &settings.jwks_uri) {
+                    (Some(file), _) => {
+                        let text = std::fs::read_to_string(file).map_err(|e| {
+                            SettingsError::Load {
+                                path: file.display().to_string(),
+                                reason: e.to_string(),
+                            }
+                        })?;
+                        Arc::new(
+                            StaticJwks::from_json(&text)
+                                .map_err(|e| SettingsError::Invalid(e.to_string()))?,
+                        )
+                    }
+                    (None, Some(uri)) => Arc::new(RemoteJwks::new(
+                        uri.clone(),
+                        client.clone(),
+                        Duration::from_secs(3600),
+                    )),
+                    (None, None) => Arc::new(
+                        RemoteJwks::discover(
+                            &settings.issuer,
+                            client.clone(),
+                            Duration::from_secs(3600),
+                        )
+                        .await
+                        .map_err(|e| SettingsError::Invalid(e.to_string()))?,
+                    ),
+                };
+            if settings.audiences.is_empty() {
+                return Err(SettingsError::Invalid(format!(
+                    "issuer {} accepts no audience",
+                    settings.issuer
+                )));
+            }
+            let mut issuer = TrustedIssuer::new(settings.issuer.clone(), String::new(), jwks);
+            issuer.audiences = settings.audiences.clone();
+            issuer.tenant = match (&settings.tenant, &settings.tenant_claim) {
+                (Some(tenant), _) => TenantSource::Fixed(tenant.clone()),
+                (None, Some(claim)) => TenantSource::Claim(claim.clone()),
+                (None, None) => TenantSource::Claim("tenant".to_owned()),
+            };
+            if let Some(claim) = &settings.role_claim {
+                issuer.role_claim = claim.clone();
+            }
+            issuer.role_values = settings
+                .role_values
+                .clone()
+                .unwrap_or_else(default_role_values);
+            issuers.push(issuer);
+        }
+        Ok(issuers)
+    }
+
+    /// The API configuration (issuers resolved separately).
+    pub fn api_config(&self, issuers: Vec<TrustedIssuer>) -> ApiConfig {
+        let mut config = ApiConfig {
+            issuers,
+            operator_tenant: self.operator_tenant.clone(),
+            token_leeway_s: self.token_leeway_s,
+            ticket: TicketPolicy {
+                lifetime_s: self.ticket_lifetime_s,
+                not_before_skew_s: self.ticket_not_before_skew_s,
+            },
+            allowlist_enforced: self.allowlist_enforced,
+            dps_pool: self.dps_pool.clone(),
+            ..ApiConfig::default()
+        };
+        config.registration_status.cache_ttl = Duration::from_millis(self.status_cache_ttl_ms);
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let jwks = dir.path().join("jwks.json");
+        let minter = crate::test_tokens::TokenMinter::new("https://i.test", "api");
+        std::fs::write(&jwks, minter.jwks_json()).expect("write");
+        let file = dir.path().join("api.json");
+        std::fs::write(
+            &file,
+            serde_json::json!({
+                "listen": "127.0.0.1:0",
+                "storage": {"sqlite": {"path": dir.path().join("api.db")}},
+                "issuers": [{"issuer": "https://i.test", "audiences": ["api"],
+                             "jwks_file": jwks, "tenant": "acme",
+                             "role_values": {"Fieldlink.Admin": "admin"}}],
+                "ticket_lifetime_s": 600,
+                "dps_pool": [{"name": "dps-1", "id_scope": "0ne00000001", "region": "weu",
+                              "service_endpoint": "https://dps-1.azure-devices-provisioning.net"}]
+            })
+            .to_string(),
+        )
+        .expect("write");
+        let config = FileConfig::load(&file).expect("valid");
+        assert_eq!(config.operator_tenant, "operator");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let issuers = runtime
+            .block_on(config.trusted_issuers())
+            .expect("issuers");
+        assert_eq!(issuers[0].tenant, TenantSource::Fixed("acme".to_owned()));
+        assert_eq!(issuers[0].role_values.get("Fieldlink.Admin"), Some(&Role::Admin));
+        let api = config.api_config(issuers);
+        assert_eq!(api.ticket.lifetime_s, 600);
+        assert_eq!(api.dps_pool.len(), 1);
+        assert!(runtime.block_on(config.open_storage()).is_ok());
+    }
+
+    #[test]
+    fn refuses_unknown_fields_and_bad_lifetimes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("api.json");
+        std::fs::write(&file, r#"{"storage": {"sqlite": {"path": "x.db"}}, "colour": 1}"#)
+            .expect("write");
+        assert!(FileConfig::load(&file).is_err());
+        std::fs::write(
+            &file,
+            r#"{"storage": {"sqlite": {"path": "x.db"}}, "ticket_lifetime_s": 0}"#,
+        )
+        .expect("write");
+        assert!(matches!(FileConfig::load(&file), Err(SettingsError::Invalid(_))));
+    }
+}
