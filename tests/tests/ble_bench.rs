@@ -254,3 +254,194 @@ async fn missing_bluez_missing_adapter_and_adapter_off_are_distinct_errors() {
         .unwrap();
     assert_eq!(transport.adapter_name(), "hci1");
 }
+
+// ---- Commissioning end to end: Commissioner → btleplug → D-Bus → BlueZoo → bluer → agent ----
+
+mod commissioning {
+    use std::sync::Arc;
+
+    use fieldlink_core::{
+        CommissionError,
+        assignment::AssignmentSource,
+        workflow::{Commissioner, IgnoreProgress},
+    };
+    use fieldlink_device_agent::{
+        agent::DeviceAgent, bluez::BluezPeripheral, link::BlePeripheral as _,
+    };
+    use fieldlink_protocol::{payload::PopSecret, session::SessionSecret};
+    use fieldlink_tests::world::{IOT_HUB, World, WorldConfig};
+    use tokio::task::JoinHandle;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    /// A world agent served over BlueZ on `adapter` (in this process); dropping it takes the
+    /// device's BLE stack away (GATT application and advertisement unregistered).
+    pub struct BleDevice {
+        tasks: Vec<JoinHandle<()>>,
+    }
+
+    impl Drop for BleDevice {
+        fn drop(&mut self) {
+            for task in &self.tasks {
+                task.abort();
+            }
+        }
+    }
+
+    pub async fn serve_over_bluez(agent: &DeviceAgent, adapter: &str) -> BleDevice {
+        let peripheral = Arc::new(
+            BluezPeripheral::start(adapter)
+                .await
+                .expect("bluer GATT server"),
+        );
+        let mut advertisement = agent.watch_advertisement();
+        let advertiser = {
+            let peripheral = Arc::clone(&peripheral);
+            tokio::spawn(async move {
+                loop {
+                    let current = advertisement.borrow_and_update().clone();
+                    if let Err(error) = peripheral.advertise(&current).await {
+                        eprintln!("advertising failed: {error}");
+                    }
+                    if advertisement.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let server = {
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(connection)) = peripheral.accept().await {
+                    agent.serve(connection);
+                }
+            })
+        };
+        BleDevice {
+            tasks: vec![advertiser, server],
+        }
+    }
+
+    pub fn world_config(devices: usize) -> WorldConfig {
+        WorldConfig {
+            devices,
+            ..WorldConfig::default()
+        }
+    }
+
+    pub fn commissioner(
+        world: &World,
+        transport: &BtleplugTransport,
+        source: Arc<dyn AssignmentSource>,
+    ) -> Commissioner {
+        let mut config = world.commissioning_config();
+        // BlueZoo reports advertisers once per scan interval (1 s).
+        config.deadlines.scanning = Duration::from_secs(6);
+        Commissioner::new(Arc::new(transport.clone()), source, world.status.clone())
+            .with_config(config)
+    }
+
+    pub async fn wrong_pop(world: &World, transport: &BtleplugTransport) -> CommissionError {
+        let mut request = world.request(0, None);
+        request.secret = SessionSecret::Pop(PopSecret::from_bytes([0x5a; 11]));
+        commissioner(world, transport, Arc::new(world.signer()))
+            .commission(request, &IgnoreProgress, CancellationToken::new())
+            .await
+            .expect_err("wrong PoP")
+    }
+
+    pub const HUB: &str = IOT_HUB;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commissioning_over_real_ble_picks_the_labelled_device_and_agrees_with_dps() {
+    use commissioning::*;
+    use fieldlink_core::workflow::IgnoreProgress;
+    use tokio_util::sync::CancellationToken;
+    if !bench::available(
+        "commissioning_over_real_ble_picks_the_labelled_device_and_agrees_with_dps",
+    ) {
+        return;
+    }
+    let bench = Bench::start(3).await;
+    let world = fieldlink_tests::world::World::start(world_config(2)).await;
+    let _first = serve_over_bluez(&world.devices[0].agent, "hci1").await;
+    let _second = serve_over_bluez(&world.devices[1].agent, "hci2").await;
+    let transport = installer().await;
+
+    let started = std::time::Instant::now();
+    let report = commissioner(&world, &transport, std::sync::Arc::new(world.signer()))
+        .commission(
+            world.request(1, None),
+            &IgnoreProgress,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}\n{}", bench.log()));
+    let wall = started.elapsed();
+    assert!(report.agreed);
+    assert_eq!(
+        report.registration_id,
+        world.devices[1].payload.registration_id
+    );
+    assert_eq!(report.device.status, "assigned");
+    assert_eq!(report.device.assigned_hub.as_deref(), Some(HUB));
+    assert_eq!(report.mtu, 512);
+    assert_eq!(report.link.round_trips, 2);
+    // Only the labelled device registered at DPS.
+    let control = world.emulator.control();
+    assert!(
+        control
+            .find_registration(&world.devices[1].payload.registration_id)
+            .is_some()
+    );
+    assert!(
+        control
+            .find_registration(&world.devices[0].payload.registration_id)
+            .is_none()
+    );
+    eprintln!(
+        "FIGURES bluezoo: wall {wall:?}, workflow {} ms, round trips {}, frames {}/{}, bytes {}/{}",
+        report.total_ms,
+        report.link.round_trips,
+        report.link.frames_sent,
+        report.link.frames_received,
+        report.link.bytes_sent,
+        report.link.bytes_received
+    );
+
+    // The same commissioning over the in-memory radio (MTU 247, 2 ms connection interval).
+    let started = std::time::Instant::now();
+    let memory = world
+        .commission(0, None)
+        .await
+        .expect("in-memory commissioning");
+    eprintln!(
+        "FIGURES in-memory: wall {:?}, workflow {} ms, round trips {}, frames {}/{}, bytes {}/{}",
+        started.elapsed(),
+        memory.total_ms,
+        memory.link.round_trips,
+        memory.link.frames_sent,
+        memory.link.frames_received,
+        memory.link.bytes_sent,
+        memory.link.bytes_received
+    );
+    world.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_pop_over_real_ble_is_reported_with_the_attempt() {
+    use commissioning::*;
+    if !bench::available("wrong_pop_over_real_ble_is_reported_with_the_attempt") {
+        return;
+    }
+    let _bench = Bench::start(2).await;
+    let world = fieldlink_tests::world::World::start(world_config(1)).await;
+    let _device = serve_over_bluez(&world.devices[0].agent, "hci1").await;
+    let transport = installer().await;
+    let error = wrong_pop(&world, &transport).await;
+    assert_eq!(error.code(), "wrong_pop", "{error}");
+    assert!(error.to_string().contains("attempt 1 of"), "{error}");
+    world.shutdown().await;
+}
