@@ -487,3 +487,36 @@ async fn a_wrong_passphrase_is_corrected_in_the_same_session_and_the_old_network
     assert_eq!(device.networks().joined().as_deref(), Some("site-wifi"));
     site.emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_second_installer_is_busy_while_a_session_is_open_and_takes_over_an_idle_link() {
+    let site = site(0).await;
+    let fleet = VirtualFleet::new(1, fleet_config(&site, Arc::new(TokioClock::new()))).unwrap();
+    let device = &fleet.devices()[0];
+    let mut first = Installer::connect(device, 185);
+    first.open(&device.payload().pop, Request::GetStatus).await;
+    assert!(matches!(first.response().await, Response::Status(_)));
+    let mut second = Installer::connect(device, 185);
+    match second
+        .handshake(
+            SessionSecret::Pop(device.payload().pop.clone()),
+            Request::GetStatus,
+        )
+        .await
+    {
+        Err(HandshakeFailure::Refused(refused)) => assert_eq!(refused.code, ErrorCode::Busy),
+        other => panic!("{other:?}"),
+    }
+    // The first session is unaffected.
+    assert!(matches!(
+        first.request(Request::GetStatus).await,
+        Response::Status(_)
+    ));
+    // Once the first installer is gone, a new one gets in.
+    first.disconnect();
+    drop(first);
+    let mut third = Installer::connect(device, 185);
+    third.open(&device.payload().pop, Request::GetStatus).await;
+    assert!(matches!(third.response().await, Response::Status(_)));
+    site.emulator.shutdown().await;
+}

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fieldlink_protocol::framing::{FrameError, MAX_MESSAGE_LEN, Reassembler, Segmenter};
-use fieldlink_protocol::message::{DeviceStatus, WireMessage};
+use fieldlink_protocol::message::{DeviceStatus, ErrorCode, HandshakeRefused, WireMessage};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
@@ -37,6 +37,18 @@ pub(super) enum LinkEvent {
         id: u64,
     },
     Status(oneshot::Sender<DeviceStatus>),
+}
+
+/// Pushes a frame into a connection's reassembler; a completed message becomes an input.
+fn reassemble(link: &mut ActiveLink, frame: &[u8], now_ms: u64) -> Option<Input> {
+    match link.reassembler.push(frame, now_ms) {
+        Ok(None) | Err(FrameError::Duplicate { .. }) => None,
+        Ok(Some(message)) => Some(match WireMessage::decode(&message) {
+            Ok(message) => Input::Message(message),
+            Err(error) => Input::Undecodable(error.to_string()),
+        }),
+        Err(error) => Some(Input::Undecodable(format!("framing: {}", error.code()))),
+    }
 }
 
 /// Reads one connection's frames into the actor until either side closes it.
@@ -99,7 +111,10 @@ pub(super) struct Actor {
     job_tx: mpsc::UnboundedSender<Input>,
     job_rx: mpsc::UnboundedReceiver<Input>,
     jobs: HashMap<JobId, AbortHandle>,
+    /// The connection the machine talks to.
     link: Option<ActiveLink>,
+    /// Other connections, waiting to take over.
+    others: HashMap<u64, ActiveLink>,
 }
 
 impl Drop for Actor {
@@ -138,6 +153,7 @@ impl Actor {
             job_rx,
             jobs: HashMap::new(),
             link: None,
+            others: HashMap::new(),
         }
     }
 
@@ -189,12 +205,7 @@ impl Actor {
                 to_central,
                 close,
             } => {
-                if self.link.is_some() {
-                    tracing::info!("a new connection replaces the current one");
-                    self.close_link();
-                    self.step(Input::Disconnected).await;
-                }
-                self.link = Some(ActiveLink {
+                let link = ActiveLink {
                     id,
                     to_central,
                     segmenter: Segmenter::new(mtu),
@@ -203,27 +214,61 @@ impl Actor {
                         duration_ms(self.config.reassembly_deadline),
                     ),
                     close: Some(close),
-                });
+                };
+                if self.link.is_none() {
+                    self.link = Some(link);
+                } else {
+                    // Another central while one is connected: it takes over with its first
+                    // ClientHello, unless a session is open (then it is told `busy`).
+                    self.others.insert(id, link);
+                }
             }
             LinkEvent::Frame { id, bytes } => {
                 let now = self.clock.now_ms();
-                let Some(link) = self.link.as_mut().filter(|link| link.id == id) else {
-                    return;
-                };
-                let input = match link.reassembler.push(&bytes, now) {
-                    Ok(None) | Err(FrameError::Duplicate { .. }) => return,
-                    Ok(Some(message)) => match WireMessage::decode(&message) {
-                        Ok(message) => Input::Message(message),
-                        Err(error) => Input::Undecodable(error.to_string()),
-                    },
-                    Err(error) => Input::Undecodable(format!("framing: {}", error.code())),
-                };
-                self.step(input).await;
+                if self.link.as_ref().is_some_and(|link| link.id == id) {
+                    let Some(link) = self.link.as_mut() else {
+                        return;
+                    };
+                    let Some(input) = reassemble(link, &bytes, now) else {
+                        return;
+                    };
+                    self.step(input).await;
+                } else if let Some(link) = self.others.get_mut(&id) {
+                    let Some(Input::Message(WireMessage::ClientHello(hello))) =
+                        reassemble(link, &bytes, now)
+                    else {
+                        return;
+                    };
+                    // A current link whose central end is gone is dead even if its pump has not
+                    // reported the disconnect yet.
+                    let current_alive = self
+                        .link
+                        .as_ref()
+                        .is_some_and(|link| !link.to_central.is_closed());
+                    if self.machine.has_open_session() && current_alive {
+                        tracing::info!("a second installer was refused: a session is open");
+                        let busy = WireMessage::HandshakeRefused(HandshakeRefused {
+                            code: ErrorCode::Busy,
+                            retry_after_s: None,
+                            supported_version: None,
+                        });
+                        self.send_to_other(id, &busy).await;
+                        return;
+                    }
+                    tracing::info!("a new connection takes over from an idle one");
+                    self.close_link();
+                    self.step(Input::Disconnected).await;
+                    self.link = self.others.remove(&id);
+                    self.step(Input::Message(WireMessage::ClientHello(hello)))
+                        .await;
+                }
             }
             LinkEvent::Disconnected { id } => {
                 if self.link.as_ref().is_some_and(|link| link.id == id) {
                     self.link = None;
                     self.step(Input::Disconnected).await;
+                } else {
+                    self.others.remove(&id);
                 }
             }
             LinkEvent::Status(reply) => {
@@ -341,6 +386,23 @@ impl Actor {
                     .machine
                     .handle(Input::Disconnected, self.clock.now_ms());
                 Box::pin(self.carry_out(outputs, None)).await;
+                return;
+            }
+        }
+    }
+
+    /// Sends a message to a connection that is not the current one (a `busy` refusal).
+    async fn send_to_other(&mut self, id: u64, message: &WireMessage) {
+        let timeout = self.config.send_timeout;
+        let Some(link) = self.others.get_mut(&id) else {
+            return;
+        };
+        let Ok(frames) = link.segmenter.segment(&message.encode()) else {
+            return;
+        };
+        for frame in frames {
+            if link.to_central.send_timeout(frame, timeout).await.is_err() {
+                self.others.remove(&id);
                 return;
             }
         }

@@ -5,7 +5,8 @@
 //! reassembles them, hands decoded messages to the machine, carries out the machine's outputs in
 //! order (persisting before answering), segments replies to `mtu - 3` and runs network joins,
 //! scans and DPS registrations as separate tasks whose progress comes back as inputs. Work goes
-//! on when the link drops; a new connection replaces the old one.
+//! on when the link drops. A second connection takes over an idle one, and gets `busy` while a
+//! session is open.
 
 mod actor;
 mod jobs;
@@ -202,9 +203,10 @@ impl DeviceAgent {
         }
     }
 
-    /// Serves one connection (spawned; returns at once). A new connection replaces the one
-    /// before it (the central reconnected before the old link timed out). Must be called inside
-    /// a tokio runtime.
+    /// Serves one connection (spawned; returns at once). While another connection is up, a new
+    /// one takes over with its `ClientHello` if the old one has no open session (a central that
+    /// reconnected before the old link timed out), and is refused `busy` otherwise. Must be
+    /// called inside a tokio runtime.
     pub fn serve(&self, connection: PeripheralConnection) -> JoinHandle<()> {
         let id = self
             .next_connection

@@ -341,6 +341,11 @@ impl DeviceMachine {
             .min()
     }
 
+    /// Whether an installer holds a confirmed session.
+    pub fn has_open_session(&self) -> bool {
+        matches!(self.link, Link::Open(_))
+    }
+
     /// The state as advertised.
     pub fn device_state(&self, now_ms: u64) -> DeviceState {
         self.state_at(now_ms, true)
