@@ -38,6 +38,10 @@ for dir in dps-emulator/sdk-test; do
   fi
 done
 
+# --- 2b. The BLE test bench: private dbus-daemon + BlueZoo (see docs/ble.md) --------------------
+log "BLE bench prerequisites"
+bash tests/ble-bench/install.sh
+
 # --- 3. PostgreSQL on a private port ------------------------------------------------------------
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 pg_dir=$(mktemp -d /tmp/fieldlink-pg.XXXXXX)
