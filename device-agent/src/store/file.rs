@@ -289,4 +289,22 @@ mod tests {
         assert!(text.starts_with(HEADER_PREFIX));
         assert!(text.contains("\"registration_id\": \"sensor-0001\""));
     }
+
+    proptest::proptest! {
+        /// Any truncation or single-bit flip of a state file is refused, never read as some
+        /// other state.
+        #[test]
+        fn damaged_files_are_refused(cut in 0usize..4096, flip in 0usize..4096, bit in 0u8..8) {
+            let mut state = sample_state();
+            state.pop_attempts.failures = 2;
+            let bytes = encode(&state).unwrap();
+            let cut = cut % bytes.len();
+            proptest::prop_assert!(decode(&bytes[..cut], Path::new("t")).is_err());
+            let mut flipped = bytes.clone();
+            let at = flip % flipped.len();
+            flipped[at] ^= 1 << bit;
+            proptest::prop_assert!(decode(&flipped, Path::new("t")).is_err());
+            proptest::prop_assert_eq!(decode(&bytes, Path::new("t")).unwrap(), state);
+        }
+    }
 }
