@@ -42,7 +42,7 @@ use fieldlink_device_agent::{
     },
 };
 use fieldlink_dps_emulator::{
-    DpsEmulator, EmulatorConfig, EnrollmentGroup, InstanceConfig, RunningEmulator,
+    DpsEmulator, EmulatorConfig, EnrollmentGroup, InstanceConfig, Knobs, RunningEmulator,
 };
 use fieldlink_protocol::{
     gatt::SERVICE_UUID,
@@ -83,6 +83,9 @@ pub struct WorldConfig {
     pub lockout: LockoutPolicy,
     /// A network each device already has as its proven config (factory or earlier site).
     pub initial_network: Option<(String, String)>,
+    /// The DPS instance's knobs (`Retry-After`, latency, faults). The default answers polls
+    /// with `Retry-After: 0`, to keep scenarios quick; Azure says 3 s.
+    pub dps_knobs: Knobs,
     /// Seed for labels (registration IDs, PoPs, discriminators).
     pub seed: u64,
 }
@@ -104,6 +107,10 @@ impl Default for WorldConfig {
                 ..LockoutPolicy::default()
             },
             initial_network: None,
+            dps_knobs: Knobs {
+                retry_after_secs: 0,
+                ..Knobs::default()
+            },
             seed: 7,
         }
     }
@@ -169,6 +176,10 @@ impl World {
         )
         .await
         .expect("the DPS emulator starts");
+        emulator
+            .control()
+            .set_knobs(DPS_INSTANCE, config.dps_knobs.clone())
+            .expect("knobs are accepted");
         let info = emulator
             .control()
             .instance(DPS_INSTANCE)
@@ -296,6 +307,11 @@ impl World {
     /// The world's configuration.
     pub fn config(&self) -> &WorldConfig {
         &self.config
+    }
+
+    /// The ticket-signing key the devices trust.
+    pub fn signing_key(&self) -> SigningKey {
+        SigningKey::from_bytes(&self.signing_key)
     }
 
     /// A signer with the key the devices trust.

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use fieldlink_core::{
-    CommissionError, Step,
+    CommissionError,
     error::TicketRejection,
     transport::memory::{Direction, Fault, FaultAction, FaultPoint, LinkModel},
     workflow::IgnoreProgress,
@@ -28,10 +28,12 @@ fn config(mtu: u16) -> WorldConfig {
     }
 }
 
-async fn settled_state(agent: &DeviceAgent) -> Option<DeviceState> {
-    // Let the device finish reacting to the last disconnect before reading its state.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    agent.state()
+async fn state_becomes(agent: &DeviceAgent, expected: DeviceState) -> Option<DeviceState> {
+    // The device reacts to the installer's last message or disconnect asynchronously.
+    agent
+        .wait_for_state(Duration::from_secs(5), |state| state == expected)
+        .await
+        .or_else(|| agent.state())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +51,7 @@ async fn success_at_mtu_23_and_247() {
         assert_eq!(world.radio.stats().round_trips, 2);
         let device = &world.devices[0];
         assert_eq!(
-            settled_state(&device.agent).await,
+            state_becomes(&device.agent, DeviceState::Registered).await,
             Some(DeviceState::Registered)
         );
         let stored = device.store.snapshot().expect("state persisted");
@@ -120,7 +122,7 @@ async fn a_right_pop_after_a_wrong_one_resets_the_count() {
         .unwrap_err();
     assert_eq!(error, CommissionError::WrongPop { attempt: 1, max: 5 });
     assert_eq!(
-        settled_state(&world.devices[0].agent).await,
+        state_becomes(&world.devices[0].agent, DeviceState::Commissionable).await,
         Some(DeviceState::Commissionable)
     );
     world
@@ -178,7 +180,7 @@ async fn tampered_expired_and_foreign_tickets_are_rejected_and_leave_the_device_
         assert_eq!(error, CommissionError::TicketRejected { reason });
         let device = &world.devices[index];
         assert_eq!(
-            settled_state(&device.agent).await,
+            state_becomes(&device.agent, DeviceState::Commissionable).await,
             Some(DeviceState::Commissionable)
         );
         let stored = device.store.snapshot().unwrap();
@@ -189,5 +191,186 @@ async fn tampered_expired_and_foreign_tickets_are_rejected_and_leave_the_device_
         .commission(0, None)
         .await
         .expect("a good ticket works after a tampered one");
+    world.shutdown().await;
+}
+
+/// Disconnects at every message in both directions, one device per fault. Each run must end
+/// in success (a transparent resume) or a clear retryable `link_lost`, and the device must end
+/// either registered with a committed assignment or commissionable with nothing staged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_at_every_step_resumes_or_fails_cleanly() {
+    // Baseline: how many messages each way does one commissioning take?
+    let baseline = World::start(config(247)).await;
+    baseline.radio.reset_stats();
+    baseline.commission(0, None).await.expect("baseline");
+    let stats = baseline.radio.stats();
+    baseline.shutdown().await;
+    let mut faults = Vec::new();
+    for index in 0..stats.messages_to_peripheral {
+        faults.push((Direction::ToPeripheral, index));
+    }
+    for index in 0..stats.messages_to_central {
+        faults.push((Direction::ToCentral, index));
+    }
+    assert!(faults.len() >= 6, "{stats:?}");
+
+    let world = World::start(WorldConfig {
+        devices: faults.len(),
+        ..config(247)
+    })
+    .await;
+    let mut resumed = 0;
+    for (device_index, (direction, message)) in faults.iter().copied().enumerate() {
+        let device = &world.devices[device_index];
+        let fault = Fault {
+            direction,
+            at: FaultPoint::Message(message),
+            action: FaultAction::Disconnect,
+        };
+        assert!(world.radio.arm_fault(&device.peripheral, fault));
+        let outcome = world.commission(device_index, None).await;
+        let expected = match outcome {
+            Ok(_) => DeviceState::Registered,
+            Err(_) => DeviceState::Commissionable,
+        };
+        let state = state_becomes(&device.agent, expected).await;
+        let stored = device.store.snapshot().expect("persisted");
+        match outcome {
+            Ok(report) => {
+                assert!(report.agreed);
+                assert!(
+                    report.resumes >= 1,
+                    "{direction:?} {message}: the fault fired"
+                );
+                assert_eq!(report.link.connections, 2);
+                resumed += 1;
+                assert_eq!(
+                    state,
+                    Some(DeviceState::Registered),
+                    "{direction:?} {message}"
+                );
+                assert!(stored.assignment.is_some() && stored.staged.is_none());
+            }
+            Err(error) => {
+                assert_eq!(
+                    error.code(),
+                    "link_lost",
+                    "{direction:?} {message}: {error}"
+                );
+                assert!(error.retryable());
+                assert_eq!(
+                    state,
+                    Some(DeviceState::Commissionable),
+                    "{direction:?} {message}"
+                );
+                assert!(stored.staged.is_none() && stored.assignment.is_none());
+                // Not stuck: a plain retry commissions it.
+                world
+                    .commission(device_index, None)
+                    .await
+                    .expect("retry after link_lost");
+            }
+        }
+    }
+    // Losses once the ticket is on its way are always resumed.
+    assert!(
+        resumed >= faults.len() - 3,
+        "resumed {resumed} of {}",
+        faults.len()
+    );
+    world.shutdown().await;
+}
+
+/// The device's own fail-safe: the installer vanishes after the ticket was accepted and DPS is
+/// unreachable; the device rolls the staged ticket back and is commissionable again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_safe_rolls_a_stranded_ticket_back() {
+    let world = World::start(WorldConfig {
+        fail_safe_window: Duration::from_secs(2),
+        ..config(247)
+    })
+    .await;
+    // A DPS that accepts connections and never answers: only the fail-safe ends the wait.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut target = world.target.clone();
+    target.global_endpoint = format!("https://{}", black_hole.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = black_hole.accept().await {
+            held.push(socket);
+        }
+    });
+    let dead_dps = Arc::new(fieldlink_core::assignment::LocalAssignmentSigner::new(
+        fieldlink_protocol::ticket::TicketSigner::new(
+            fieldlink_tests::world::KEY_ID,
+            world.signing_key(),
+        ),
+        target,
+    ));
+    let device = &world.devices[0];
+    // Drop the link right after ProvisionAccepted and keep the device out of range.
+    world.radio.arm_fault(
+        &device.peripheral,
+        Fault {
+            direction: Direction::ToCentral,
+            at: FaultPoint::Message(2),
+            action: FaultAction::Disconnect,
+        },
+    );
+    let radio = world.radio.clone();
+    let peripheral = device.peripheral.clone();
+    let mut watch = device.agent.watch_advertisement();
+    tokio::spawn(async move {
+        let _ = watch
+            .wait_for(|adv| {
+                adv.state() == Some(DeviceState::TicketStaged)
+                    || adv.state() == Some(DeviceState::Registering)
+            })
+            .await;
+        radio.set_in_range(&peripheral, false);
+    });
+    let error = world
+        .commissioner_with(dead_dps)
+        .commission(
+            world.request(0, None),
+            &IgnoreProgress,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "link_lost", "{error}");
+    assert!(
+        device.store.snapshot().unwrap().staged.is_some(),
+        "staged while the fail-safe runs"
+    );
+    let started = std::time::Instant::now();
+    let state = device
+        .agent
+        .wait_for_state(Duration::from_secs(10), |state| {
+            !matches!(state, DeviceState::TicketStaged | DeviceState::Registering)
+        })
+        .await;
+    let waited = started.elapsed();
+    // Rolled back: a failed device (DPS never answered) takes a new commissioning like a fresh
+    // one.
+    assert!(
+        matches!(
+            state,
+            Some(DeviceState::Commissionable | DeviceState::Failed)
+        ),
+        "{state:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(4),
+        "rolled back by the 2 s fail-safe, not later: {waited:?}"
+    );
+    let stored = device.store.snapshot().unwrap();
+    assert!(stored.staged.is_none() && stored.assignment.is_none());
+    // Back in range, it commissions normally.
+    world.radio.set_in_range(&device.peripheral, true);
+    world
+        .commission(0, None)
+        .await
+        .expect("commissionable again");
     world.shutdown().await;
 }
