@@ -18,7 +18,7 @@ use sqlx::{
 };
 
 use super::{
-    AssignError, AssignKind, AssignOutcome, AssignRequest, ClaimOutcome, DeviceLookup,
+    AssignError, AssignKind, AssignMode, AssignOutcome, AssignRequest, ClaimOutcome, DeviceLookup,
     IdempotencyClaim, PoolError, SCHEMA, Storage, StorageError, StoredTicketKey,
     plan::{self, Decision},
     rows::{ASSIGNMENT_COLUMNS, AssignmentRow, INSTANCE_COLUMNS, InstanceRow, encode_public_key},
@@ -269,6 +269,25 @@ async fn assigned_elsewhere(
     .is_some())
 }
 
+/// The allowlist owner and whether another tenant holds a current assignment, in one round
+/// trip.
+async fn ownership(
+    conn: &mut PgConnection,
+    tenant: &str,
+    registration_id: &str,
+) -> Result<(Option<String>, bool), StorageError> {
+    let row = sqlx::query(
+        "SELECT (SELECT tenant FROM allowlist WHERE registration_id = $1) AS owner, \
+         EXISTS (SELECT 1 FROM assignments WHERE registration_id = $1 AND tenant <> $2 \
+         AND status = 'assigned') AS elsewhere",
+    )
+    .bind(registration_id)
+    .bind(tenant)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((row.try_get("owner")?, row.try_get("elsewhere")?))
+}
+
 async fn increment(
     conn: &mut PgConnection,
     instance: &DpsInstance,
@@ -397,11 +416,40 @@ async fn lock_candidate(
 }
 
 impl PostgresStorage {
+    /// A sticky repeat for a device that holds a slot needs no transaction: one read answers
+    /// it. `None` means the full transaction must run.
+    async fn sticky_repeat(
+        &self,
+        request: &AssignRequest,
+    ) -> Result<Option<AssignOutcome>, AssignError> {
+        if request.mode != AssignMode::Sticky {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {ASSIGNMENT_COLUMNS}, \
+             (SELECT tenant FROM allowlist l WHERE l.registration_id = $2) AS owner, \
+             EXISTS (SELECT 1 FROM assignments o WHERE o.registration_id = $2 AND o.tenant <> $1 \
+             AND o.status = 'assigned') AS elsewhere \
+             FROM assignments WHERE tenant = $1 AND registration_id = $2 AND status = 'assigned'"
+        ))
+        .bind(&request.tenant)
+        .bind(&request.registration_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let owner: Option<String> = row.try_get("owner")?;
+        let elsewhere: bool = row.try_get("elsewhere")?;
+        plan::check_owner(request, owner.as_deref(), elsewhere)?;
+        Ok(Some(AssignOutcome {
+            assignment: assignment_from(&row)?,
+            kind: AssignKind::Existing,
+        }))
+    }
+
     async fn try_assign(&self, request: &AssignRequest) -> Result<AssignOutcome, Attempt> {
         let mut tx = self.pool.begin().await?;
-        let owner = allowlist_owner(&mut tx, &request.registration_id).await?;
-        let elsewhere =
-            assigned_elsewhere(&mut tx, &request.tenant, &request.registration_id, true).await?;
+        let (owner, elsewhere) =
+            ownership(&mut tx, &request.tenant, &request.registration_id).await?;
         plan::check_owner(request, owner.as_deref(), elsewhere)?;
         let existing = load_assignment(
             &mut tx,
@@ -658,6 +706,9 @@ impl Storage for PostgresStorage {
     }
 
     async fn assign(&self, request: AssignRequest) -> Result<AssignOutcome, AssignError> {
+        if let Some(outcome) = self.sticky_repeat(&request).await? {
+            return Ok(outcome);
+        }
         for _ in 0..MAX_ATTEMPTS {
             match self.try_assign(&request).await {
                 Ok(outcome) => return Ok(outcome),
