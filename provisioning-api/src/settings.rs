@@ -265,12 +265,11 @@ impl FileConfig {
             let jwks: Arc<dyn crate::auth::JwksSource> =
                 match (&settings.jwks_file, &settings.jwks_uri) {
                     (Some(file), _) => {
-                        let text = std::fs::read_to_string(file).map_err(|e| {
-                            SettingsError::Load {
+                        let text =
+                            std::fs::read_to_string(file).map_err(|e| SettingsError::Load {
                                 path: file.display().to_string(),
                                 reason: e.to_string(),
-                            }
-                        })?;
+                            })?;
                         Arc::new(
                             StaticJwks::from_json(&text)
                                 .map_err(|e| SettingsError::Invalid(e.to_string()))?,
@@ -367,11 +366,12 @@ mod tests {
             .enable_all()
             .build()
             .expect("runtime");
-        let issuers = runtime
-            .block_on(config.trusted_issuers())
-            .expect("issuers");
+        let issuers = runtime.block_on(config.trusted_issuers()).expect("issuers");
         assert_eq!(issuers[0].tenant, TenantSource::Fixed("acme".to_owned()));
-        assert_eq!(issuers[0].role_values.get("Fieldlink.Admin"), Some(&Role::Admin));
+        assert_eq!(
+            issuers[0].role_values.get("Fieldlink.Admin"),
+            Some(&Role::Admin)
+        );
         let api = config.api_config(issuers);
         assert_eq!(api.ticket.lifetime_s, 600);
         assert_eq!(api.dps_pool.len(), 1);
@@ -382,14 +382,20 @@ mod tests {
     fn refuses_unknown_fields_and_bad_lifetimes() {
         let dir = tempfile::tempdir().expect("dir");
         let file = dir.path().join("api.json");
-        std::fs::write(&file, r#"{"storage": {"sqlite": {"path": "x.db"}}, "colour": 1}"#)
-            .expect("write");
+        std::fs::write(
+            &file,
+            r#"{"storage": {"sqlite": {"path": "x.db"}}, "colour": 1}"#,
+        )
+        .expect("write");
         assert!(FileConfig::load(&file).is_err());
         std::fs::write(
             &file,
             r#"{"storage": {"sqlite": {"path": "x.db"}}, "ticket_lifetime_s": 0}"#,
         )
         .expect("write");
-        assert!(matches!(FileConfig::load(&file), Err(SettingsError::Invalid(_))));
+        assert!(matches!(
+            FileConfig::load(&file),
+            Err(SettingsError::Invalid(_))
+        ));
     }
 }

@@ -33,7 +33,10 @@ async fn unlisted_devices_are_refused(api: &TestApi) {
     );
     assert_eq!(api.registrations().await[0].1, 0);
     api.allowlist("acme", &["never-listed-1".to_owned()]).await;
-    assert_eq!(api.assign("acme", "never-listed-1").await.status, StatusCode::OK);
+    assert_eq!(
+        api.assign("acme", "never-listed-1").await.status,
+        StatusCode::OK
+    );
     // Removing it from the list stops new tickets; the assignment itself stays.
     let removed = api
         .delete("/v1/allowlist/never-listed-1", Some(&api.admin("acme")))
@@ -68,12 +71,17 @@ async fn csv_and_json_imports(api: &TestApi) {
     assert_eq!(bad.body["details"]["invalid_rows"], 2);
     assert_eq!(bad.body["details"]["rows"][0]["row"], 2);
     assert_eq!(bad.body["details"]["rows"][1]["reason"], "bad_last_char");
-    let page = api.get("/v1/allowlist?limit=2", Some(&api.admin("acme"))).await;
+    let page = api
+        .get("/v1/allowlist?limit=2", Some(&api.admin("acme")))
+        .await;
     assert_eq!(page.body["entries"][0]["registration_id"], "csv-001");
     assert_eq!(page.body["entries"][0]["label"], "line A");
     assert_eq!(page.body["next_after"], "csv-002");
     let rest = api
-        .get("/v1/allowlist?limit=10&after=csv-002", Some(&api.admin("acme")))
+        .get(
+            "/v1/allowlist?limit=10&after=csv-002",
+            Some(&api.admin("acme")),
+        )
         .await;
     let ids: Vec<&str> = rest.body["entries"]
         .as_array()
@@ -114,4 +122,8 @@ async fn large_import(api: &TestApi) {
     );
 }
 
-on_both_backends!(unlisted_devices_are_refused, csv_and_json_imports, large_import);
+on_both_backends!(
+    unlisted_devices_are_refused,
+    csv_and_json_imports,
+    large_import
+);

@@ -4,9 +4,7 @@
 mod support;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use fieldlink_provisioning_api::{
-    auth::Role, clock::Clock, test_tokens::TokenMinter,
-};
+use fieldlink_provisioning_api::{auth::Role, clock::Clock, test_tokens::TokenMinter};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -15,21 +13,57 @@ use support::{AUDIENCE, ISSUER, TestApi, device_ids};
 /// Every protected route, with a body where it takes one.
 fn protected_routes(device: &str) -> Vec<(Method, String, Option<Value>)> {
     vec![
-        (Method::POST, "/v1/assignments".into(), Some(json!({ "registration_id": device }))),
+        (
+            Method::POST,
+            "/v1/assignments".into(),
+            Some(json!({ "registration_id": device })),
+        ),
         (Method::GET, format!("/v1/devices/{device}"), None),
         (Method::DELETE, format!("/v1/devices/{device}"), None),
-        (Method::POST, format!("/v1/devices/{device}/reprovision"), Some(json!({}))),
-        (Method::GET, format!("/v1/devices/{device}/registration"), None),
+        (
+            Method::POST,
+            format!("/v1/devices/{device}/reprovision"),
+            Some(json!({})),
+        ),
+        (
+            Method::GET,
+            format!("/v1/devices/{device}/registration"),
+            None,
+        ),
         (Method::POST, "/v1/allowlist".into(), Some(json!([device]))),
         (Method::GET, "/v1/allowlist".into(), None),
         (Method::DELETE, format!("/v1/allowlist/{device}"), None),
         (Method::GET, "/v1/admin/dps-instances".into(), None),
-        (Method::POST, "/v1/admin/dps-instances".into(), Some(json!({}))),
-        (Method::GET, "/v1/admin/dps-instances/dps-weu-0".into(), None),
-        (Method::DELETE, "/v1/admin/dps-instances/dps-weu-0".into(), None),
-        (Method::POST, "/v1/admin/dps-instances/dps-weu-0/drain".into(), Some(json!({}))),
-        (Method::POST, "/v1/admin/dps-instances/dps-weu-0/activate".into(), Some(json!({}))),
-        (Method::POST, "/v1/admin/ticket-keys/rotate".into(), Some(json!({}))),
+        (
+            Method::POST,
+            "/v1/admin/dps-instances".into(),
+            Some(json!({})),
+        ),
+        (
+            Method::GET,
+            "/v1/admin/dps-instances/dps-weu-0".into(),
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/v1/admin/dps-instances/dps-weu-0".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/admin/dps-instances/dps-weu-0/drain".into(),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/dps-instances/dps-weu-0/activate".into(),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/ticket-keys/rotate".into(),
+            Some(json!({})),
+        ),
         (Method::DELETE, "/v1/admin/ticket-keys/tk-0".into(), None),
     ]
 }
@@ -66,20 +100,41 @@ async fn bad_tokens_are_401_everywhere(api: &TestApi) {
     let cases: Vec<(&str, Option<String>, &str)> = vec![
         ("no token", None, "missing_token"),
         ("expired", Some(api.minter.sign(&expired)), "expired"),
-        ("wrong audience", Some(api.minter.sign(&wrong_audience)), "wrong_audience"),
-        ("wrong issuer", Some(api.minter.sign(&wrong_issuer)), "unknown_issuer"),
+        (
+            "wrong audience",
+            Some(api.minter.sign(&wrong_audience)),
+            "wrong_audience",
+        ),
+        (
+            "wrong issuer",
+            Some(api.minter.sign(&wrong_issuer)),
+            "unknown_issuer",
+        ),
         ("bad signature", Some(bad_signature), "bad_signature"),
         ("unknown kid", Some(unknown_kid), "unknown_key"),
         ("alg none", Some(alg_none), "algorithm_rejected"),
-        ("HS256 with the public key", Some(hs256_with_public_key), "algorithm_rejected"),
+        (
+            "HS256 with the public key",
+            Some(hs256_with_public_key),
+            "algorithm_rejected",
+        ),
         ("garbage", Some("not.a.jwt".to_owned()), "malformed_token"),
     ];
     for (method, path, body) in protected_routes("acme-dev-00000") {
         for (case, token, reason) in &cases {
-            let reply = api.call(method.clone(), &path, token.as_deref(), body.clone()).await;
-            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{case}: {method} {path}");
+            let reply = api
+                .call(method.clone(), &path, token.as_deref(), body.clone())
+                .await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{case}: {method} {path}"
+            );
             reply.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
-            assert_eq!(reply.body["details"]["reason"], *reason, "{case}: {method} {path}");
+            assert_eq!(
+                reply.body["details"]["reason"], *reason,
+                "{case}: {method} {path}"
+            );
             assert!(reply.headers.contains_key("www-authenticate"));
         }
     }
@@ -91,15 +146,32 @@ async fn cross_tenant_is_403_everywhere(api: &TestApi) {
     let acme = device_ids("acme-dev", 2);
     api.allowlist("acme", &acme).await;
     assert_eq!(api.assign("acme", &acme[0]).await.status, StatusCode::OK);
-    for roles in [vec![Role::Installer], vec![Role::Admin], vec![Role::Qa], vec![Role::Admin, Role::Installer]] {
+    for roles in [
+        vec![Role::Installer],
+        vec![Role::Admin],
+        vec![Role::Qa],
+        vec![Role::Admin, Role::Installer],
+    ] {
         let token = api.token("globex", &roles);
         for device in &acme {
             let checks = vec![
-                (Method::POST, "/v1/assignments".to_owned(), Some(json!({ "registration_id": device }))),
+                (
+                    Method::POST,
+                    "/v1/assignments".to_owned(),
+                    Some(json!({ "registration_id": device })),
+                ),
                 (Method::GET, format!("/v1/devices/{device}"), None),
                 (Method::DELETE, format!("/v1/devices/{device}"), None),
-                (Method::POST, format!("/v1/devices/{device}/reprovision"), Some(json!({}))),
-                (Method::GET, format!("/v1/devices/{device}/registration"), None),
+                (
+                    Method::POST,
+                    format!("/v1/devices/{device}/reprovision"),
+                    Some(json!({})),
+                ),
+                (
+                    Method::GET,
+                    format!("/v1/devices/{device}/registration"),
+                    None,
+                ),
                 (Method::DELETE, format!("/v1/allowlist/{device}"), None),
             ];
             for (method, path, body) in checks {
@@ -115,13 +187,20 @@ async fn cross_tenant_is_403_everywhere(api: &TestApi) {
     }
     // Importing another tenant's device does not take it over.
     let import = api
-        .post("/v1/allowlist", Some(&api.admin("globex")), json!([acme[1]]))
+        .post(
+            "/v1/allowlist",
+            Some(&api.admin("globex")),
+            json!([acme[1]]),
+        )
         .await;
     assert_eq!(import.body["added"], 0);
     assert_eq!(import.body["owned_by_other_tenant"], 1);
     // Nothing changed for tenant A.
     let device = api
-        .get(&format!("/v1/devices/{}", acme[0]), Some(&api.installer("acme")))
+        .get(
+            &format!("/v1/devices/{}", acme[0]),
+            Some(&api.installer("acme")),
+        )
         .await;
     assert_eq!(device.body["status"], "assigned");
     assert_eq!(device.body["tenant"], "acme");
@@ -139,19 +218,51 @@ async fn roles_are_enforced(api: &TestApi) {
     let admin = api.admin("acme");
     let denied = |reply: support::Reply| {
         reply.assert_error(StatusCode::FORBIDDEN, "forbidden");
-        assert_eq!(reply.body["details"]["reason"], "missing_role", "{:?}", reply.body);
+        assert_eq!(
+            reply.body["details"]["reason"], "missing_role",
+            "{:?}",
+            reply.body
+        );
     };
-    denied(api.post("/v1/assignments", Some(&qa), json!({ "registration_id": ids[0] })).await);
+    denied(
+        api.post(
+            "/v1/assignments",
+            Some(&qa),
+            json!({ "registration_id": ids[0] }),
+        )
+        .await,
+    );
     assert_eq!(api.assign("acme", &ids[0]).await.status, StatusCode::OK);
-    assert_eq!(api.get(&format!("/v1/devices/{}", ids[0]), Some(&qa)).await.status, StatusCode::OK);
-    assert_eq!(api.get("/v1/allowlist", Some(&qa)).await.status, StatusCode::OK);
+    assert_eq!(
+        api.get(&format!("/v1/devices/{}", ids[0]), Some(&qa))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.get("/v1/allowlist", Some(&qa)).await.status,
+        StatusCode::OK
+    );
     denied(api.get("/v1/allowlist", Some(&installer)).await);
-    denied(api.post("/v1/allowlist", Some(&installer), json!(["x-1"])).await);
-    denied(api.delete(&format!("/v1/devices/{}", ids[0]), Some(&installer)).await);
-    denied(api.delete(&format!("/v1/devices/{}", ids[0]), Some(&qa)).await);
+    denied(
+        api.post("/v1/allowlist", Some(&installer), json!(["x-1"]))
+            .await,
+    );
+    denied(
+        api.delete(&format!("/v1/devices/{}", ids[0]), Some(&installer))
+            .await,
+    );
+    denied(
+        api.delete(&format!("/v1/devices/{}", ids[0]), Some(&qa))
+            .await,
+    );
     denied(api.get("/v1/admin/dps-instances", Some(&installer)).await);
     let tenant_admin = api
-        .post("/v1/admin/dps-instances/dps-weu-0/drain", Some(&admin), json!({}))
+        .post(
+            "/v1/admin/dps-instances/dps-weu-0/drain",
+            Some(&admin),
+            json!({}),
+        )
         .await;
     tenant_admin.assert_error(StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(tenant_admin.body["details"]["reason"], "operator_only");

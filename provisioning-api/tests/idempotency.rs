@@ -61,7 +61,11 @@ async fn hundred_concurrent_duplicates_make_one_assignment(api: &TestApi) {
         }
         bodies.insert(reply.body.to_string());
     }
-    assert_eq!(bodies.len(), 1, "every duplicate gets the identical response");
+    assert_eq!(
+        bodies.len(),
+        1,
+        "every duplicate gets the identical response"
+    );
     assert_eq!(replayed, 99);
     let body: Value = serde_json::from_str(bodies.iter().next().expect("one")).expect("json");
     assert_eq!(body["outcome"], "created");
@@ -82,11 +86,17 @@ async fn concurrent_requests_without_key_share_one_assignment(api: &TestApi) {
         .iter()
         .map(|r| {
             assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-            r.body["dps_instance"].as_str().expect("instance").to_owned()
+            r.body["dps_instance"]
+                .as_str()
+                .expect("instance")
+                .to_owned()
         })
         .collect();
     assert_eq!(instances.len(), 1);
-    let created = replies.iter().filter(|r| r.body["outcome"] == "created").count();
+    let created = replies
+        .iter()
+        .filter(|r| r.body["outcome"] == "created")
+        .count();
     assert_eq!(created, 1);
     let nonces: HashSet<String> = replies
         .iter()
@@ -103,14 +113,31 @@ async fn key_reuse_and_release(api: &TestApi) {
     let ids = device_ids("reuse", 2);
     api.allowlist("acme", &ids[..1]).await;
     let token = api.installer("acme");
-    let first = send(api, &token, Some("k-1"), &json!({ "registration_id": ids[0] })).await;
+    let first = send(
+        api,
+        &token,
+        Some("k-1"),
+        &json!({ "registration_id": ids[0] }),
+    )
+    .await;
     assert_eq!(first.status, StatusCode::OK);
-    let replay = send(api, &token, Some("k-1"), &json!({ "registration_id": ids[0] })).await;
+    let replay = send(
+        api,
+        &token,
+        Some("k-1"),
+        &json!({ "registration_id": ids[0] }),
+    )
+    .await;
     assert_eq!(replay.body, first.body);
     assert_eq!(replay.headers["idempotent-replayed"], "true");
-    send(api, &token, Some("k-1"), &json!({ "registration_id": ids[1] }))
-        .await
-        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    send(
+        api,
+        &token,
+        Some("k-1"),
+        &json!({ "registration_id": ids[1] }),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
     // Keys are per tenant: another tenant's identical key is independent.
     api.allowlist("globex", &["globex-dev-1".to_owned()]).await;
     let other = send(
@@ -122,11 +149,22 @@ async fn key_reuse_and_release(api: &TestApi) {
     .await;
     assert_eq!(other.status, StatusCode::OK, "{:?}", other.body);
     // A refused request (not allowlisted) does not burn its key.
-    send(api, &token, Some("k-2"), &json!({ "registration_id": ids[1] }))
-        .await
-        .assert_error(StatusCode::FORBIDDEN, "device_not_allowlisted");
+    send(
+        api,
+        &token,
+        Some("k-2"),
+        &json!({ "registration_id": ids[1] }),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "device_not_allowlisted");
     api.allowlist("acme", &ids[1..]).await;
-    let retried = send(api, &token, Some("k-2"), &json!({ "registration_id": ids[1] })).await;
+    let retried = send(
+        api,
+        &token,
+        Some("k-2"),
+        &json!({ "registration_id": ids[1] }),
+    )
+    .await;
     assert_eq!(retried.status, StatusCode::OK, "{:?}", retried.body);
     assert!(retried.headers.get("idempotent-replayed").is_none());
     send(api, &token, Some(""), &json!({ "registration_id": ids[1] }))

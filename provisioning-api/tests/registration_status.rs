@@ -90,7 +90,9 @@ async fn register_device(emulator: &RunningEmulator, id_scope: &str) -> Value {
     let client = reqwest::Client::new();
     let api = "api-version=2021-10-01";
     let operation: Value = client
-        .put(format!("{base}/{id_scope}/registrations/{DEVICE}/register?{api}"))
+        .put(format!(
+            "{base}/{id_scope}/registrations/{DEVICE}/register?{api}"
+        ))
         .header("Authorization", &token)
         .json(&json!({ "registrationId": DEVICE }))
         .send()
@@ -196,8 +198,12 @@ async fn dps_failures_are_typed(api: &TestApi) {
         .expect("knobs");
     // Wrong key: DPS answers 401, the API reports its credentials were refused.
     let operator = api.operator();
-    api.post(&format!("/v1/admin/dps-instances/{DPS}/drain"), Some(&operator), json!({}))
-        .await;
+    api.post(
+        &format!("/v1/admin/dps-instances/{DPS}/drain"),
+        Some(&operator),
+        json!({}),
+    )
+    .await;
     let wrong = json!({
         "name": "dps-status-wrong",
         "id_scope": "0ne00000BAD",
@@ -209,14 +215,24 @@ async fn dps_failures_are_typed(api: &TestApi) {
     api.add_instance(wrong).await;
     let other = "sensor-status-0002";
     api.allowlist("acme", &[other.to_owned()]).await;
-    assert_eq!(api.assign("acme", other).await.body["dps_instance"], "dps-status-wrong");
+    assert_eq!(
+        api.assign("acme", other).await.body["dps_instance"],
+        "dps-status-wrong"
+    );
     let refused = api
-        .get(&format!("/v1/devices/{other}/registration"), Some(&api.installer("acme")))
+        .get(
+            &format!("/v1/devices/{other}/registration"),
+            Some(&api.installer("acme")),
+        )
         .await;
     refused.assert_error(StatusCode::BAD_GATEWAY, "dps_credentials_rejected");
     // No credentials at all.
-    api.post("/v1/admin/dps-instances/dps-status-wrong/drain", Some(&operator), json!({}))
-        .await;
+    api.post(
+        "/v1/admin/dps-instances/dps-status-wrong/drain",
+        Some(&operator),
+        json!({}),
+    )
+    .await;
     api.add_instance(json!({
         "name": "dps-status-bare", "id_scope": "0ne00000BA2", "region": "weu",
         "service_endpoint": "https://dps-status-bare.azure-devices-provisioning.net",
@@ -225,9 +241,12 @@ async fn dps_failures_are_typed(api: &TestApi) {
     let third = "sensor-status-0003";
     api.allowlist("acme", &[third.to_owned()]).await;
     api.assign("acme", third).await;
-    api.get(&format!("/v1/devices/{third}/registration"), Some(&api.installer("acme")))
-        .await
-        .assert_error(StatusCode::BAD_GATEWAY, "dps_credentials_missing");
+    api.get(
+        &format!("/v1/devices/{third}/registration"),
+        Some(&api.installer("acme")),
+    )
+    .await
+    .assert_error(StatusCode::BAD_GATEWAY, "dps_credentials_missing");
     emulator.shutdown().await;
 }
 
@@ -281,7 +300,10 @@ async fn dps_throttling_becomes_503_with_retry_after(api: &TestApi) {
     }
     for id in &ids {
         let reply = api
-            .get(&format!("/v1/devices/{id}/registration"), Some(&api.installer("acme")))
+            .get(
+                &format!("/v1/devices/{id}/registration"),
+                Some(&api.installer("acme")),
+            )
             .await;
         reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "dps_throttled");
         let retry_after: u64 = reply.headers["retry-after"]

@@ -65,8 +65,16 @@ async fn pool_lifecycle(storage: Arc<dyn Storage>) {
         s.add_instance(same_scope, NOW).await,
         Err(PoolError::AlreadyExists)
     ));
-    s.add_instance(spec("b", 10, 100), NOW).await.expect("add b");
-    let names: Vec<String> = s.list_instances().await.expect("list").into_iter().map(|i| i.name).collect();
+    s.add_instance(spec("b", 10, 100), NOW)
+        .await
+        .expect("add b");
+    let names: Vec<String> = s
+        .list_instances()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
     assert_eq!(names, ["a", "b"]);
     let drained = s
         .set_instance_state("a", InstanceState::Draining)
@@ -79,7 +87,10 @@ async fn pool_lifecycle(storage: Arc<dyn Storage>) {
     ));
     s.remove_instance("a").await.expect("remove empty");
     assert!(s.instance("a").await.expect("get").is_none());
-    assert!(matches!(s.remove_instance("a").await, Err(PoolError::NotFound(_))));
+    assert!(matches!(
+        s.remove_instance("a").await,
+        Err(PoolError::NotFound(_))
+    ));
     s.ping().await.expect("ping");
 }
 
@@ -90,16 +101,28 @@ async fn allowlist_ownership(storage: Arc<dyn Storage>) {
     with_duplicate.push(ids[0].clone());
     let entries: Vec<AllowlistEntry> = with_duplicate
         .iter()
-        .map(|id| AllowlistEntry { registration_id: id.clone(), label: Some(format!("l-{id}")) })
+        .map(|id| AllowlistEntry {
+            registration_id: id.clone(),
+            label: Some(format!("l-{id}")),
+        })
         .collect();
-    let outcome = s.import_allowlist("acme", entries, NOW).await.expect("import");
+    let outcome = s
+        .import_allowlist("acme", entries, NOW)
+        .await
+        .expect("import");
     assert_eq!((outcome.added, outcome.already_listed), (4, 1));
     let outcome = s
         .import_allowlist(
             "globex",
             vec![
-                AllowlistEntry { registration_id: ids[1].clone(), label: None },
-                AllowlistEntry { registration_id: "globex-1".into(), label: None },
+                AllowlistEntry {
+                    registration_id: ids[1].clone(),
+                    label: None,
+                },
+                AllowlistEntry {
+                    registration_id: "globex-1".into(),
+                    label: None,
+                },
             ],
             NOW,
         )
@@ -117,13 +140,33 @@ async fn allowlist_ownership(storage: Arc<dyn Storage>) {
     assert_eq!(rest.len(), 1);
     assert_eq!(
         s.device("acme", &ids[0]).await.expect("lookup"),
-        DeviceLookup::Owned { allowlisted: true, assignment: None }
+        DeviceLookup::Owned {
+            allowlisted: true,
+            assignment: None
+        }
     );
-    assert_eq!(s.device("globex", &ids[0]).await.expect("lookup"), DeviceLookup::OtherTenant);
-    assert_eq!(s.device("acme", "nobody").await.expect("lookup"), DeviceLookup::Unknown);
-    assert!(!s.remove_from_allowlist("globex", &ids[0]).await.expect("remove"));
-    assert!(s.remove_from_allowlist("acme", &ids[0]).await.expect("remove"));
-    assert_eq!(s.device("acme", &ids[0]).await.expect("lookup"), DeviceLookup::Unknown);
+    assert_eq!(
+        s.device("globex", &ids[0]).await.expect("lookup"),
+        DeviceLookup::OtherTenant
+    );
+    assert_eq!(
+        s.device("acme", "nobody").await.expect("lookup"),
+        DeviceLookup::Unknown
+    );
+    assert!(
+        !s.remove_from_allowlist("globex", &ids[0])
+            .await
+            .expect("remove")
+    );
+    assert!(
+        s.remove_from_allowlist("acme", &ids[0])
+            .await
+            .expect("remove")
+    );
+    assert_eq!(
+        s.device("acme", &ids[0]).await.expect("lookup"),
+        DeviceLookup::Unknown
+    );
 }
 
 async fn assignment_lifecycle(storage: Arc<dyn Storage>) {
@@ -133,26 +176,45 @@ async fn assignment_lifecycle(storage: Arc<dyn Storage>) {
     let ids = device_ids("life", 2);
     list(s, "acme", &ids).await;
     assert!(matches!(
-        s.assign(request("acme", "unlisted", AssignMode::Sticky)).await,
+        s.assign(request("acme", "unlisted", AssignMode::Sticky))
+            .await,
         Err(AssignError::NotAllowlisted)
     ));
     assert!(matches!(
-        s.assign(request("globex", &ids[0], AssignMode::Sticky)).await,
+        s.assign(request("globex", &ids[0], AssignMode::Sticky))
+            .await,
         Err(AssignError::OtherTenant)
     ));
     assert!(matches!(
-        s.assign(request("acme", &ids[0], AssignMode::MoveToAnother { target: None })).await,
+        s.assign(request(
+            "acme",
+            &ids[0],
+            AssignMode::MoveToAnother { target: None }
+        ))
+        .await,
         Err(AssignError::NotAssigned)
     ));
-    let first = s.assign(request("acme", &ids[0], AssignMode::Sticky)).await.expect("assign");
+    let first = s
+        .assign(request("acme", &ids[0], AssignMode::Sticky))
+        .await
+        .expect("assign");
     assert_eq!(first.kind, AssignKind::Created);
     assert_eq!(first.assignment.dps_instance, "a");
     assert_eq!(first.assignment.generation, 1);
-    let again = s.assign(request("acme", &ids[0], AssignMode::Sticky)).await.expect("again");
+    let again = s
+        .assign(request("acme", &ids[0], AssignMode::Sticky))
+        .await
+        .expect("again");
     assert_eq!(again.kind, AssignKind::Existing);
     assert_eq!(again.assignment, first.assignment);
     let moved = s
-        .assign(request("acme", &ids[0], AssignMode::MoveToAnother { target: Some("b".into()) }))
+        .assign(request(
+            "acme",
+            &ids[0],
+            AssignMode::MoveToAnother {
+                target: Some("b".into()),
+            },
+        ))
         .await
         .expect("move");
     assert_eq!(moved.kind, AssignKind::Moved { from: "a".into() });
@@ -165,34 +227,59 @@ async fn assignment_lifecycle(storage: Arc<dyn Storage>) {
         .map(|i| (i.name, i.registrations))
         .collect();
     assert_eq!((counts["a"], counts["b"]), (0, 1));
-    let gone = s.deprovision("acme", &ids[0], NOW + 1).await.expect("deprovision");
+    let gone = s
+        .deprovision("acme", &ids[0], NOW + 1)
+        .await
+        .expect("deprovision");
     assert_eq!(gone.status, AssignmentStatus::Deprovisioned);
     assert_eq!(gone.updated_at_ms, NOW + 1);
-    let twice = s.deprovision("acme", &ids[0], NOW + 2).await.expect("idempotent");
+    let twice = s
+        .deprovision("acme", &ids[0], NOW + 2)
+        .await
+        .expect("idempotent");
     assert_eq!(twice.updated_at_ms, NOW + 1);
     assert!(matches!(
         s.deprovision("acme", &ids[1], NOW).await,
         Err(AssignError::NotAssigned)
     ));
-    assert_eq!(s.instance("b").await.expect("b").expect("b").registrations, 0);
-    let back = s.assign(request("acme", &ids[0], AssignMode::Sticky)).await.expect("back");
+    assert_eq!(
+        s.instance("b").await.expect("b").expect("b").registrations,
+        0
+    );
+    let back = s
+        .assign(request("acme", &ids[0], AssignMode::Sticky))
+        .await
+        .expect("back");
     assert_eq!(back.kind, AssignKind::Created);
     assert_eq!(back.assignment.generation, 3);
     match s.device("acme", &ids[0]).await.expect("lookup") {
-        DeviceLookup::Owned { assignment: Some(a), .. } => assert_eq!(a, back.assignment),
+        DeviceLookup::Owned {
+            assignment: Some(a),
+            ..
+        } => assert_eq!(a, back.assignment),
         other => panic!("unexpected {other:?}"),
     }
 }
 
 async fn caps_and_rates_hold(storage: Arc<dyn Storage>) {
     let s = storage.as_ref();
-    s.add_instance(spec("tiny", 2, 1_000), NOW).await.expect("add");
-    s.add_instance(spec("slow", 100, 1), NOW).await.expect("add");
+    s.add_instance(spec("tiny", 2, 1_000), NOW)
+        .await
+        .expect("add");
+    s.add_instance(spec("slow", 100, 1), NOW)
+        .await
+        .expect("add");
     let ids = device_ids("caps", 6);
     list(s, "acme", &ids).await;
     let mut placed = Vec::new();
     for id in &ids[..3] {
-        placed.push(s.assign(request("acme", id, AssignMode::Sticky)).await.expect("room").assignment.dps_instance);
+        placed.push(
+            s.assign(request("acme", id, AssignMode::Sticky))
+                .await
+                .expect("room")
+                .assignment
+                .dps_instance,
+        );
     }
     placed.sort();
     assert_eq!(placed, ["slow", "tiny", "tiny"]);
@@ -204,24 +291,44 @@ async fn caps_and_rates_hold(storage: Arc<dyn Storage>) {
     }
     let mut later = request("acme", &ids[3], AssignMode::Sticky);
     later.now_ms = NOW + 120_000;
-    assert_eq!(s.assign(later).await.expect("window moved").assignment.dps_instance, "slow");
-    s.set_instance_state("slow", InstanceState::Draining).await.expect("drain");
+    assert_eq!(
+        s.assign(later)
+            .await
+            .expect("window moved")
+            .assignment
+            .dps_instance,
+        "slow"
+    );
+    s.set_instance_state("slow", InstanceState::Draining)
+        .await
+        .expect("drain");
     assert!(matches!(
         s.assign(request("acme", &ids[4], AssignMode::Sticky)).await,
         Err(AssignError::Refused(AllocationRefusal::CapacityExhausted))
     ));
-    s.set_instance_state("tiny", InstanceState::Draining).await.expect("drain");
+    s.set_instance_state("tiny", InstanceState::Draining)
+        .await
+        .expect("drain");
     assert!(matches!(
         s.assign(request("acme", &ids[4], AssignMode::Sticky)).await,
         Err(AssignError::Refused(AllocationRefusal::NoEligibleInstance))
     ));
-    assert!(matches!(s.remove_instance("tiny").await, Err(PoolError::NotEmpty { registrations: 2 })));
+    assert!(matches!(
+        s.remove_instance("tiny").await,
+        Err(PoolError::NotEmpty { registrations: 2 })
+    ));
 }
 
 /// 200 different devices race for 50 slots: exactly 50 win, the counter says 50.
 async fn concurrent_race_for_the_last_slots(storage: Arc<dyn Storage>) {
-    storage.add_instance(spec("one", 30, 100_000), NOW).await.expect("add");
-    storage.add_instance(spec("two", 20, 100_000), NOW).await.expect("add");
+    storage
+        .add_instance(spec("one", 30, 100_000), NOW)
+        .await
+        .expect("add");
+    storage
+        .add_instance(spec("two", 20, 100_000), NOW)
+        .await
+        .expect("add");
     let ids = device_ids("race", 200);
     list(storage.as_ref(), "acme", &ids).await;
     let tasks: Vec<_> = ids
@@ -229,7 +336,11 @@ async fn concurrent_race_for_the_last_slots(storage: Arc<dyn Storage>) {
         .map(|id| {
             let storage = storage.clone();
             let id = id.clone();
-            tokio::spawn(async move { storage.assign(request("acme", &id, AssignMode::Sticky)).await })
+            tokio::spawn(async move {
+                storage
+                    .assign(request("acme", &id, AssignMode::Sticky))
+                    .await
+            })
         })
         .collect();
     let mut won = 0;
@@ -245,13 +356,22 @@ async fn concurrent_race_for_the_last_slots(storage: Arc<dyn Storage>) {
     }
     assert_eq!(won, 50);
     let instances = storage.list_instances().await.expect("list");
-    assert_eq!(instances.iter().map(|i| i.registrations).collect::<Vec<_>>(), [30, 20]);
+    assert_eq!(
+        instances
+            .iter()
+            .map(|i| i.registrations)
+            .collect::<Vec<_>>(),
+        [30, 20]
+    );
 }
 
 /// The same device requested 100 times concurrently: one placement.
 async fn concurrent_duplicates_one_placement(storage: Arc<dyn Storage>) {
     for name in ["p", "q", "r"] {
-        storage.add_instance(spec(name, 1_000, 100_000), NOW).await.expect("add");
+        storage
+            .add_instance(spec(name, 1_000, 100_000), NOW)
+            .await
+            .expect("add");
     }
     let ids = device_ids("dup", 1);
     list(storage.as_ref(), "acme", &ids).await;
@@ -259,7 +379,11 @@ async fn concurrent_duplicates_one_placement(storage: Arc<dyn Storage>) {
         .map(|_| {
             let storage = storage.clone();
             let id = ids[0].clone();
-            tokio::spawn(async move { storage.assign(request("acme", &id, AssignMode::Sticky)).await })
+            tokio::spawn(async move {
+                storage
+                    .assign(request("acme", &id, AssignMode::Sticky))
+                    .await
+            })
         })
         .collect();
     let mut created = 0;
@@ -271,7 +395,13 @@ async fn concurrent_duplicates_one_placement(storage: Arc<dyn Storage>) {
     }
     assert_eq!(created, 1);
     assert_eq!(instances.len(), 1);
-    let total: u64 = storage.list_instances().await.expect("list").iter().map(|i| i.registrations).sum();
+    let total: u64 = storage
+        .list_instances()
+        .await
+        .expect("list")
+        .iter()
+        .map(|i| i.registrations)
+        .sum();
     assert_eq!(total, 1);
 }
 
@@ -285,29 +415,87 @@ async fn idempotency_claims(storage: Arc<dyn Storage>) {
         stale_after_ms: 1_000,
         expires_at_ms: now_ms + 10_000,
     };
-    assert_eq!(s.claim_idempotency_key(claim("k", "f", NOW)).await.expect("claim"), ClaimOutcome::Claimed);
-    assert_eq!(s.claim_idempotency_key(claim("k", "f", NOW + 1)).await.expect("claim"), ClaimOutcome::InProgress);
-    assert_eq!(s.claim_idempotency_key(claim("k", "g", NOW + 1)).await.expect("claim"), ClaimOutcome::Mismatch);
-    // The holder died: the claim is taken over after the stale period.
-    assert_eq!(s.claim_idempotency_key(claim("k", "f", NOW + 1_001)).await.expect("claim"), ClaimOutcome::Claimed);
-    s.complete_idempotency_key("acme", "k", "{\"ok\":1}").await.expect("complete");
     assert_eq!(
-        s.claim_idempotency_key(claim("k", "f", NOW + 2_000)).await.expect("claim"),
-        ClaimOutcome::Completed { response: "{\"ok\":1}".into() }
+        s.claim_idempotency_key(claim("k", "f", NOW))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        s.claim_idempotency_key(claim("k", "f", NOW + 1))
+            .await
+            .expect("claim"),
+        ClaimOutcome::InProgress
+    );
+    assert_eq!(
+        s.claim_idempotency_key(claim("k", "g", NOW + 1))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Mismatch
+    );
+    // The holder died: the claim is taken over after the stale period.
+    assert_eq!(
+        s.claim_idempotency_key(claim("k", "f", NOW + 1_001))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    s.complete_idempotency_key("acme", "k", "{\"ok\":1}")
+        .await
+        .expect("complete");
+    assert_eq!(
+        s.claim_idempotency_key(claim("k", "f", NOW + 2_000))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Completed {
+            response: "{\"ok\":1}".into()
+        }
     );
     // Release only drops pending claims.
-    s.release_idempotency_key("acme", "k").await.expect("release");
-    assert!(matches!(s.claim_idempotency_key(claim("k", "f", NOW + 2_000)).await.expect("claim"), ClaimOutcome::Completed { .. }));
-    assert_eq!(s.claim_idempotency_key(claim("p", "f", NOW)).await.expect("claim"), ClaimOutcome::Claimed);
-    s.release_idempotency_key("acme", "p").await.expect("release");
-    assert_eq!(s.claim_idempotency_key(claim("p", "f", NOW)).await.expect("claim"), ClaimOutcome::Claimed);
+    s.release_idempotency_key("acme", "k")
+        .await
+        .expect("release");
+    assert!(matches!(
+        s.claim_idempotency_key(claim("k", "f", NOW + 2_000))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Completed { .. }
+    ));
+    assert_eq!(
+        s.claim_idempotency_key(claim("p", "f", NOW))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    s.release_idempotency_key("acme", "p")
+        .await
+        .expect("release");
+    assert_eq!(
+        s.claim_idempotency_key(claim("p", "f", NOW))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed
+    );
     // Expired records are forgotten and purged.
-    assert_eq!(s.claim_idempotency_key(claim("k", "other", NOW + 20_000)).await.expect("claim"), ClaimOutcome::Claimed);
-    assert_eq!(s.purge_idempotency_keys(NOW + 100_000).await.expect("purge"), 2);
+    assert_eq!(
+        s.claim_idempotency_key(claim("k", "other", NOW + 20_000))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        s.purge_idempotency_keys(NOW + 100_000)
+            .await
+            .expect("purge"),
+        2
+    );
     // Keys are per tenant.
     let mut other = claim("k", "zzz", NOW + 100_001);
     other.tenant = "globex".into();
-    assert_eq!(s.claim_idempotency_key(other).await.expect("claim"), ClaimOutcome::Claimed);
+    assert_eq!(
+        s.claim_idempotency_key(other).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
 }
 
 async fn ticket_keys_rotate(storage: Arc<dyn Storage>) {
@@ -315,9 +503,17 @@ async fn ticket_keys_rotate(storage: Arc<dyn Storage>) {
     assert!(s.ticket_keys().await.expect("keys").is_empty());
     let first = generate_key(NOW).expect("key");
     assert!(s.put_ticket_key(first.clone(), false).await.expect("put"));
-    assert!(!s.put_ticket_key(generate_key(NOW).expect("key"), false).await.expect("second current refused"));
+    assert!(
+        !s.put_ticket_key(generate_key(NOW).expect("key"), false)
+            .await
+            .expect("second current refused")
+    );
     let second = generate_key(NOW + 1).expect("key");
-    assert!(s.put_ticket_key(second.clone(), true).await.expect("rotate"));
+    assert!(
+        s.put_ticket_key(second.clone(), true)
+            .await
+            .expect("rotate")
+    );
     let keys = s.ticket_keys().await.expect("keys");
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].key_id, second.key_id);
@@ -325,7 +521,11 @@ async fn ticket_keys_rotate(storage: Arc<dyn Storage>) {
     assert_eq!(keys[1].state, TicketKeyState::Previous);
     assert_eq!(keys[1].public_key, first.public_key);
     assert_eq!(keys[1].private_pkcs8_pem, first.private_pkcs8_pem);
-    assert!(!s.retire_ticket_key(&second.key_id).await.expect("current stays"));
+    assert!(
+        !s.retire_ticket_key(&second.key_id)
+            .await
+            .expect("current stays")
+    );
     assert!(s.retire_ticket_key(&first.key_id).await.expect("retire"));
     assert_eq!(s.ticket_keys().await.expect("keys").len(), 1);
 }

@@ -40,9 +40,12 @@ struct Options {
 }
 
 fn postgres_url() -> Option<String> {
-    ["FIELDLINK_BENCH_POSTGRES_URL", "FIELDLINK_TEST_POSTGRES_URL"]
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+    [
+        "FIELDLINK_BENCH_POSTGRES_URL",
+        "FIELDLINK_TEST_POSTGRES_URL",
+    ]
+    .iter()
+    .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
 }
 
 fn options() -> Result<Options, String> {
@@ -100,7 +103,8 @@ impl Phase {
         if self.latencies.is_empty() {
             return Duration::ZERO;
         }
-        let rank = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
+        let rank =
+            ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
         self.latencies[rank - 1]
     }
 
@@ -116,12 +120,7 @@ impl Phase {
     }
 }
 
-async fn run_phase(
-    base: &str,
-    token: &str,
-    ids: Arc<Vec<String>>,
-    concurrency: usize,
-) -> Phase {
+async fn run_phase(base: &str, token: &str, ids: Arc<Vec<String>>, concurrency: usize) -> Phase {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .timeout(Duration::from_secs(30))
@@ -177,7 +176,11 @@ async fn run_phase(
     phase
 }
 
-async fn bench(backend: &'static str, storage: Arc<dyn Storage>, options: &Options) -> Result<(), String> {
+async fn bench(
+    backend: &'static str,
+    storage: Arc<dyn Storage>,
+    options: &Options,
+) -> Result<(), String> {
     let now = SystemClock.now_ms();
     for i in 0..options.instances {
         let spec: NewDpsInstance = serde_json::from_value(json!({
@@ -189,10 +192,15 @@ async fn bench(backend: &'static str, storage: Arc<dyn Storage>, options: &Optio
             "rate_limit_per_minute": 100_000_000u64,
         }))
         .map_err(|e| e.to_string())?;
-        storage.add_instance(spec, now).await.map_err(|e| e.to_string())?;
+        storage
+            .add_instance(spec, now)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let warmup: Vec<String> = (0..256).map(|i| format!("warm-{i:06}")).collect();
-    let ids: Vec<String> = (0..options.requests).map(|i| format!("bench-{i:07}")).collect();
+    let ids: Vec<String> = (0..options.requests)
+        .map(|i| format!("bench-{i:07}"))
+        .collect();
     let entries = warmup
         .iter()
         .chain(&ids)
@@ -274,7 +282,10 @@ async fn main() -> Result<(), String> {
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("fieldlink-api-bench-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "fieldlink-api-bench-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     Ok(dir)
 }

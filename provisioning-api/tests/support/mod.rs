@@ -129,8 +129,8 @@ impl TestApi {
         let mut config = options.config;
         config.issuers = vec![minter.trusted_issuer()];
         config.operator_tenant = OPERATOR.to_owned();
-        let mut builder = ProvisioningApi::builder(config, store.storage.clone())
-            .clock(Arc::new(clock.clone()));
+        let mut builder =
+            ProvisioningApi::builder(config, store.storage.clone()).clock(Arc::new(clock.clone()));
         if let Some(dps) = options.dps {
             builder = builder.dps_client(dps);
         }
@@ -218,8 +218,14 @@ impl TestApi {
     /// Adds `count` shared instances `dps-0..` in region `region` with the given caps.
     pub async fn add_instances(&self, count: usize, region: &str, cap: u64, rate: u64) {
         for i in 0..count {
-            self.add_instance(instance_spec(&format!("dps-{region}-{i}"), region, cap, rate, &[]))
-                .await;
+            self.add_instance(instance_spec(
+                &format!("dps-{region}-{i}"),
+                region,
+                cap,
+                rate,
+                &[],
+            ))
+            .await;
         }
     }
 
@@ -322,7 +328,14 @@ impl Reply {
                 .headers
                 .get("retry-after")
                 .expect("429/503 carry Retry-After");
-            assert!(retry_after.to_str().expect("ascii").parse::<u64>().expect("seconds") >= 1);
+            assert!(
+                retry_after
+                    .to_str()
+                    .expect("ascii")
+                    .parse::<u64>()
+                    .expect("seconds")
+                    >= 1
+            );
         }
     }
 }
