@@ -1,3 +1,5 @@
-//! `fieldlink`, the headless installer shell.
+//! `fieldlink`, the headless installer shell. Everything lives in the `fieldlink_cli` library.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    fieldlink_cli::run()
+}

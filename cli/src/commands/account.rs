@@ -1,0 +1,211 @@
+//! `login`, `logout`, `whoami`, `profile`.
+
+use serde_json::json;
+
+use super::Context;
+use crate::{
+    args::{LoginArgs, ProfileAddArgs, ProfileCommand},
+    auth,
+    config::Profile,
+    exit::{CliError, Exit},
+};
+
+/// Runs `login`.
+pub fn login(args: LoginArgs, context: &Context) -> Result<Exit, CliError> {
+    let settings = context.settings()?;
+    let who = auth::provider().login(&settings, args.no_browser)?;
+    context.output.line(format!(
+        "signed in as {} (profile {})",
+        who.subject, settings.profile_name
+    ));
+    context.output.result(
+        "login",
+        Exit::Success,
+        json!({"profile": settings.profile_name, "signed_in": who}),
+    );
+    Ok(Exit::Success)
+}
+
+/// Runs `logout`.
+pub fn logout(context: &Context) -> Result<Exit, CliError> {
+    let settings = context.settings()?;
+    let forgot = auth::provider().logout(&settings)?;
+    context.output.line(if forgot {
+        format!("signed out of profile {}", settings.profile_name)
+    } else {
+        format!(
+            "not signed in to profile {}; nothing to forget",
+            settings.profile_name
+        )
+    });
+    context.output.result(
+        "logout",
+        Exit::Success,
+        json!({"profile": settings.profile_name, "forgot_tokens": forgot}),
+    );
+    Ok(Exit::Success)
+}
+
+/// Runs `whoami`.
+pub fn whoami(context: &Context) -> Result<Exit, CliError> {
+    let settings = context.settings()?;
+    let signed_in = auth::provider().signed_in(&settings);
+    let identity = auth::identity(&settings);
+    let output = &context.output;
+    output.line(format!(
+        "profile:   {}{}",
+        settings.profile_name,
+        if settings.profile_exists {
+            ""
+        } else {
+            " (not configured)"
+        }
+    ));
+    output.line(format!("installer: {identity}"));
+    output.line(format!(
+        "signed in: {}",
+        match &signed_in {
+            Some(who) => format!("yes, as {}", who.subject),
+            None => "no".to_owned(),
+        }
+    ));
+    if let Some(api) = &settings.profile.api_url {
+        output.line(format!("api:       {api}"));
+    }
+    if let Some(sandbox) = &settings.profile.sandbox {
+        output.line(format!("sandbox:   {}", sandbox.display()));
+    }
+    output.line(format!("journal:   {}", settings.journal_path.display()));
+    output.result(
+        "whoami",
+        Exit::Success,
+        json!({
+            "profile": settings.profile_name,
+            "profile_configured": settings.profile_exists,
+            "installer": identity,
+            "signed_in": signed_in,
+            "journal": settings.journal_path,
+        }),
+    );
+    Ok(Exit::Success)
+}
+
+/// Runs `profile ...`.
+pub fn profile(command: ProfileCommand, context: &Context) -> Result<Exit, CliError> {
+    let settings = context.settings()?;
+    let mut file = settings.file.clone();
+    let output = &context.output;
+    match command {
+        ProfileCommand::List => {
+            for (name, profile) in &file.profiles {
+                let marker = if *name == settings.profile_name {
+                    "*"
+                } else {
+                    " "
+                };
+                let place = profile
+                    .api_url
+                    .clone()
+                    .or_else(|| {
+                        profile
+                            .sandbox
+                            .as_ref()
+                            .map(|s| format!("sandbox {}", s.display()))
+                    })
+                    .unwrap_or_else(|| "-".into());
+                output.line(format!("{marker} {name:<16} {place}"));
+            }
+            if file.profiles.is_empty() {
+                output.info(format!(
+                    "no profiles in {}; add one with `fieldlink profile add NAME --api-url URL`",
+                    settings.config_path.display()
+                ));
+            }
+            output.result(
+                "profile",
+                Exit::Success,
+                json!({"active": settings.profile_name, "profiles": file.profiles}),
+            );
+        }
+        ProfileCommand::Show { name } => {
+            let name = name.unwrap_or_else(|| settings.profile_name.clone());
+            let profile = file.profiles.get(&name).ok_or_else(|| unknown(&name))?;
+            let text = toml::to_string_pretty(profile)
+                .map_err(|error| CliError::internal(error.to_string()))?;
+            output.line(format!("[profiles.{name}]\n{}", text.trim_end()));
+            output.result(
+                "profile",
+                Exit::Success,
+                json!({"name": name, "profile": profile}),
+            );
+        }
+        ProfileCommand::Add(args) => {
+            let name = args.name.clone();
+            let make_default = args.default;
+            let profile = merge(file.profiles.remove(&name).unwrap_or_default(), args);
+            file.profiles.insert(name.clone(), profile);
+            if make_default || file.default_profile.is_none() {
+                file.default_profile = Some(name.clone());
+            }
+            file.save(&settings.config_path)?;
+            output.info(format!(
+                "profile {name} saved in {}",
+                settings.config_path.display()
+            ));
+            output.result(
+                "profile",
+                Exit::Success,
+                json!({"name": name, "saved": settings.config_path}),
+            );
+        }
+        ProfileCommand::Use { name } => {
+            if !file.profiles.contains_key(&name) {
+                return Err(unknown(&name));
+            }
+            file.default_profile = Some(name.clone());
+            file.save(&settings.config_path)?;
+            output.info(format!("default profile: {name}"));
+            output.result("profile", Exit::Success, json!({"default": name}));
+        }
+        ProfileCommand::Remove { name } => {
+            if file.profiles.remove(&name).is_none() {
+                return Err(unknown(&name));
+            }
+            if file.default_profile.as_deref() == Some(name.as_str()) {
+                file.default_profile = None;
+            }
+            file.save(&settings.config_path)?;
+            output.info(format!("profile {name} removed"));
+            output.result("profile", Exit::Success, json!({"removed": name}));
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn merge(mut profile: Profile, args: ProfileAddArgs) -> Profile {
+    if args.api_url.is_some() {
+        profile.api_url = args.api_url;
+    }
+    if args.issuer_url.is_some() {
+        profile.issuer_url = args.issuer_url;
+    }
+    if let Some(ca) = args.ca_file {
+        profile.ca_file = Some(std::path::absolute(&ca).unwrap_or(ca));
+    }
+    if let Some(sandbox) = args.sandbox {
+        profile.sandbox = Some(std::path::absolute(&sandbox).unwrap_or(sandbox));
+    }
+    if args.adapter.is_some() {
+        profile.adapter = args.adapter;
+    }
+    if args.network.is_some() {
+        profile.network = args.network;
+    }
+    profile
+}
+
+fn unknown(name: &str) -> CliError {
+    CliError::config(format!(
+        "no profile {name:?}; list them with `fieldlink profile list`"
+    ))
+}

@@ -1,0 +1,230 @@
+//! `fieldlink sandbox up | devices | fault`.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
+
+use fieldlink_core::transport::memory::LinkModel;
+use rand::RngCore;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{Context, demo::raise_open_file_limit};
+use crate::{
+    args::{SandboxBle, SandboxFault, SandboxFaultArgs, SandboxRef, SandboxUpArgs, Toggle},
+    auth,
+    config::default_sandbox_dir,
+    exit::{CliError, Exit},
+    fleet::server::{FleetState, serve},
+    labels,
+    manifest::{
+        DpsEndpoint, FleetEndpoint, MANIFEST_SCHEMA, Manifest, ManifestDevice, TestUser,
+        write_private,
+    },
+    stack::{LocalStack, StackConfig},
+};
+
+/// Labels are drawn as QR codes for at most this many devices (the rest as text).
+const MAX_QR_LABELS: usize = 20;
+
+fn manifest_path(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| default_sandbox_dir().join("manifest.json"))
+}
+
+/// Starts the sandbox and serves until Ctrl-C or SIGTERM.
+pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError> {
+    if args.ble == SandboxBle::Bluez {
+        return Err(CliError::new(
+            Exit::TransportUnavailable,
+            "bluez_fleet_unavailable",
+            "a BlueZ-advertised virtual fleet is not available in this build yet; use \
+             `--ble memory` (other processes reach it through the manifest's fleet socket)",
+        ));
+    }
+    raise_open_file_limit();
+    let output = &context.output;
+    let path = manifest_path(args.manifest);
+    let dir = path
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let stack = LocalStack::start(StackConfig {
+        devices: usize::try_from(args.devices).unwrap_or(1),
+        dps_instances: usize::try_from(args.dps_instances).unwrap_or(1),
+        link: LinkModel {
+            mtu: args.mtu,
+            connection_interval: Duration::from_micros(7_500),
+            scan_latency: Duration::from_millis(50),
+            rssi: -60,
+        },
+        networks: Vec::new(),
+        prefix: "sandbox-device".into(),
+        seed: args.seed,
+        fail_safe_window: Duration::from_secs(60),
+    })
+    .await?;
+    let ca_cert = dir.join("ca.pem");
+    if let Some(pem) = stack.emulator.ca_pem() {
+        write_private(&ca_cert, pem.as_bytes())?;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|error| {
+        CliError::new(
+            Exit::Internal,
+            "stack_start_failed",
+            format!("cannot listen on loopback: {error}"),
+        )
+    })?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| CliError::internal(error.to_string()))?;
+    let mut token = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut token);
+    let token = hex::encode(token);
+    let state = Arc::new(FleetState {
+        token: token.clone(),
+        backend: stack.backend(),
+        devices: stack.devices.clone(),
+        control: stack.emulator.control().clone(),
+        status_offline: AtomicBool::new(false),
+    });
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(serve(listener, state, stop.clone()));
+
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA,
+        pid: std::process::id(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+        fleet: FleetEndpoint {
+            address: address.to_string(),
+            token,
+        },
+        api: None,
+        dps: DpsEndpoint {
+            global_endpoint: stack.emulator.base_url(),
+            instances: stack.instances.clone(),
+        },
+        ca_cert: std::path::absolute(&ca_cert).unwrap_or(ca_cert),
+        users: vec![TestUser {
+            username: auth::local_user(),
+            password: None,
+            tenant: "sandbox".into(),
+            role: "installer".into(),
+        }],
+        devices: stack
+            .devices
+            .iter()
+            .map(|device| ManifestDevice {
+                registration_id: device.payload.registration_id.clone(),
+                payload: device.payload.encode(),
+                manual_code: device.payload.manual_code().encode(),
+                discriminator: device.payload.discriminator,
+                peripheral: device.peripheral.0.clone(),
+            })
+            .collect(),
+    };
+    manifest.save(&path)?;
+
+    if !args.no_labels && !output.is_quiet() {
+        for (index, device) in stack.devices.iter().enumerate() {
+            if index < MAX_QR_LABELS {
+                output.line(labels::terminal(&device.payload)?);
+            } else {
+                output.line(format!(
+                    "{}  {}  manual code {}",
+                    device.payload.registration_id,
+                    device.payload.encode(),
+                    device.payload.manual_code().encode()
+                ));
+            }
+        }
+    }
+    output.info(format!(
+        "sandbox up: {} virtual devices, {} DPS instances\n  manifest:     {}\n  fleet socket: {}\n  \
+         DPS emulator: {} (CA {})\nUse it from another terminal: fieldlink commission --sandbox {} \
+         <payload>\nCtrl-C stops it.",
+        manifest.devices.len(),
+        manifest.dps.instances.len(),
+        path.display(),
+        manifest.fleet.address,
+        manifest.dps.global_endpoint,
+        manifest.ca_cert.display(),
+        path.display(),
+    ));
+    context.output.event(
+        "sandbox_ready",
+        &json!({"manifest": path, "fleet": manifest.fleet.address, "devices": manifest.devices.len()}),
+    );
+
+    context.cancel.cancelled().await;
+    output.info("stopping the sandbox");
+    stop.cancel();
+    let _ = server.await;
+    let _ = std::fs::remove_file(&path);
+    stack.shutdown().await;
+    output.result("sandbox up", Exit::Success, json!({"manifest": path}));
+    Ok(Exit::Success)
+}
+
+/// Prints what each virtual device of a running sandbox holds.
+pub async fn devices(args: SandboxRef, context: &Context) -> Result<Exit, CliError> {
+    let manifest = Manifest::load(&manifest_path(args.manifest))?;
+    let holdings = manifest
+        .client()?
+        .devices()
+        .await
+        .map_err(|error| unreachable(&error))?;
+    if !context.output.is_json() {
+        context.output.line(format!(
+            "{:<24} {:<16} {:>7}  {}",
+            "DEVICE", "STATE", "TICKETS", "HUB"
+        ));
+        for device in &holdings {
+            context.output.line(format!(
+                "{:<24} {:<16} {:>7}  {}",
+                device.registration_id,
+                device.state,
+                device.tickets_accepted,
+                device.assigned_hub.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    context.output.result(
+        "sandbox devices",
+        Exit::Success,
+        json!({ "devices": holdings }),
+    );
+    Ok(Exit::Success)
+}
+
+/// Switches a fault of a running sandbox.
+pub async fn fault(args: SandboxFaultArgs, context: &Context) -> Result<Exit, CliError> {
+    let manifest = Manifest::load(&manifest_path(args.sandbox.manifest))?;
+    let on = args.state == Toggle::On;
+    match args.fault {
+        SandboxFault::StatusOffline => manifest
+            .client()?
+            .set_status_offline(on)
+            .await
+            .map_err(|error| unreachable(&error))?,
+    }
+    context
+        .output
+        .info(format!("status-offline {}", if on { "on" } else { "off" }));
+    context.output.result(
+        "sandbox fault",
+        Exit::Success,
+        json!({"fault": "status_offline", "on": on}),
+    );
+    Ok(Exit::Success)
+}
+
+fn unreachable(error: &impl std::fmt::Display) -> CliError {
+    CliError::new(
+        Exit::TransportUnavailable,
+        "sandbox_unavailable",
+        format!("the sandbox did not answer: {error}"),
+    )
+}

@@ -1,0 +1,256 @@
+//! Live progress: indicatif bars on stderr (an overall bar plus one per device in flight, up
+//! to [`MAX_DEVICE_BARS`]), or NDJSON `progress` events on stdout with `--json`.
+
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use fieldlink_core::{
+    Step,
+    journal::StepRecord,
+    workflow::{ProgressEvent, ProgressKind, ProgressListener},
+};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use crate::{
+    output::Output,
+    results::{DeviceResult, DeviceStatus},
+};
+
+/// At most this many per-device bars are drawn at once.
+pub const MAX_DEVICE_BARS: usize = 10;
+
+const STEPS: [Step; 8] = [
+    Step::Scanning,
+    Step::Connecting,
+    Step::Handshaking,
+    Step::AwaitingAssignment,
+    Step::Provisioning,
+    Step::JoiningNetwork,
+    Step::Registering,
+    Step::Confirming,
+];
+
+fn step_index(step: Step) -> u64 {
+    STEPS
+        .iter()
+        .position(|s| *s == step)
+        .map_or(0, |i| u64::try_from(i + 1).unwrap_or(0))
+}
+
+/// The progress display of one run.
+pub struct ProgressBoard {
+    output: Output,
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    device_bars: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl ProgressBoard {
+    /// A board for `total` devices; bars only when `bars` (a terminal, no `--json`, no `-q`).
+    pub fn new(output: &Output, total: usize, bars: bool) -> Arc<Self> {
+        let (multi, overall) = if bars {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(u64::try_from(total).unwrap_or(0)));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:.bold} [{wide_bar:.cyan/blue}] {pos}/{len} {msg} ({elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            overall.set_prefix("commissioning");
+            (Some(multi), Some(overall))
+        } else {
+            (None, None)
+        };
+        Arc::new(Self {
+            output: output.clone(),
+            multi,
+            overall,
+            device_bars: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+        })
+    }
+
+    /// The listener for one device.
+    pub fn device(self: &Arc<Self>, label: &str) -> DeviceProgress {
+        let bar = self.multi.as_ref().and_then(|multi| {
+            if self.device_bars.fetch_add(1, Ordering::SeqCst) >= MAX_DEVICE_BARS {
+                self.device_bars.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+            let bar = multi.add(ProgressBar::new(u64::try_from(STEPS.len()).unwrap_or(8)));
+            bar.set_style(
+                ProgressStyle::with_template("  {prefix:<24} [{bar:16}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("#- "),
+            );
+            bar.set_prefix(label.to_owned());
+            Some(bar)
+        });
+        DeviceProgress {
+            board: Arc::clone(self),
+            label: Mutex::new(label.to_owned()),
+            bar,
+            log: Mutex::new(StepLog::default()),
+        }
+    }
+
+    /// A device finished: bumps the overall bar and emits the `device` event.
+    pub fn device_done(&self, result: &DeviceResult) {
+        if result.status == DeviceStatus::Failed {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(overall) = &self.overall {
+            overall.inc(1);
+            let failed = self.failed.load(Ordering::SeqCst);
+            if failed > 0 {
+                overall.set_message(format!("{failed} failed"));
+            }
+        }
+        self.output.event("device", result);
+    }
+
+    /// Prints a line above the bars (or plainly without bars).
+    pub fn println(&self, line: &str) {
+        if self.output.is_json() || self.output.is_quiet() {
+            return;
+        }
+        match &self.multi {
+            Some(multi) if !multi.is_hidden() => {
+                let _ = multi.println(line);
+            }
+            _ => self.output.line(line),
+        }
+    }
+
+    /// Removes the bars.
+    pub fn finish(&self) {
+        if let Some(overall) = &self.overall {
+            overall.finish_and_clear();
+        }
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
+    }
+}
+
+/// What one device's progress events said, for the result and the journal.
+#[derive(Debug, Clone, Default)]
+pub struct StepLog {
+    /// Step timings built from `started`/`completed` events.
+    pub steps: Vec<StepRecord>,
+    /// The device reported its DPS registration done (`registering` completed).
+    pub registered_over_ble: bool,
+    /// The device state a resume found (`registered`, `ticket_staged`, ...).
+    pub resumed_from: Option<String>,
+    /// The ATT MTU of the last connection.
+    pub mtu: Option<u16>,
+}
+
+impl StepLog {
+    fn record(&mut self, event: &ProgressEvent) {
+        let name = event.step.as_str();
+        match &event.kind {
+            ProgressKind::Started => match self.steps.iter_mut().find(|s| s.step == name) {
+                Some(step) => step.attempts += 1,
+                None => self.steps.push(StepRecord {
+                    step: name.to_owned(),
+                    started_ms: event.at_ms,
+                    finished_ms: event.at_ms,
+                    attempts: 1,
+                }),
+            },
+            ProgressKind::Completed => {
+                if let Some(step) = self.steps.iter_mut().find(|s| s.step == name) {
+                    step.finished_ms = event.at_ms;
+                }
+                if event.step == Step::Registering {
+                    self.registered_over_ble = true;
+                }
+            }
+            ProgressKind::Resumed { device_state } => {
+                self.resumed_from = Some(device_state.clone());
+            }
+            ProgressKind::Connected { mtu } => self.mtu = Some(*mtu),
+            _ => {}
+        }
+    }
+}
+
+/// The [`ProgressListener`] of one device.
+pub struct DeviceProgress {
+    board: Arc<ProgressBoard>,
+    label: Mutex<String>,
+    bar: Option<ProgressBar>,
+    log: Mutex<StepLog>,
+}
+
+impl DeviceProgress {
+    /// Renames the device (a manual code learns its registration ID late).
+    pub fn set_label(&self, label: &str) {
+        *self.label.lock().unwrap_or_else(PoisonError::into_inner) = label.to_owned();
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(label.to_owned());
+        }
+    }
+
+    /// What the events said so far.
+    pub fn log(&self) -> StepLog {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Removes this device's bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+            if let Some(multi) = &self.board.multi {
+                multi.remove(bar);
+            }
+            self.board.device_bars.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl ProgressListener for DeviceProgress {
+    fn on_progress(&self, event: ProgressEvent) {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(&event);
+        if let Some(bar) = &self.bar {
+            bar.set_position(step_index(event.step));
+            let detail = match &event.kind {
+                ProgressKind::NetworkStage { stage }
+                | ProgressKind::RegistrationStage { stage } => {
+                    format!("{} ({stage})", event.step)
+                }
+                ProgressKind::LinkLost => format!("{}: link lost, reconnecting", event.step),
+                ProgressKind::Resumed { device_state } => {
+                    format!("resumed: device {device_state}")
+                }
+                _ => event.step.to_string(),
+            };
+            bar.set_message(detail);
+        }
+        if self.board.output.is_json() {
+            let label = self
+                .label
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let mut body = serde_json::to_value(&event).unwrap_or_else(|_| json!({}));
+            if let Some(object) = body.as_object_mut() {
+                object.insert("device".into(), json!(label));
+            }
+            self.board.output.event("progress", &body);
+        }
+    }
+}

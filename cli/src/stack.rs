@@ -1,0 +1,321 @@
+//! The in-process stack behind `demo` and `sandbox up`: a DPS emulator (HTTPS on loopback)
+//! with K instances, N virtual devices (real device agents) behind the core's in-memory radio,
+//! a ticket signer the devices trust that spreads devices over the instances (least-loaded,
+//! sticky), and a registration-status source over the emulator.
+//!
+//! It is `fieldlink_tests::world` generalised to K DPS instances (the world has one). Once the
+//! provisioning API runs in-process, [`LocalStack::backend`] is where its HTTP client replaces
+//! [`BalancedSigner`] and the emulator status source.
+
+mod balance;
+
+use std::{sync::Arc, time::Duration};
+
+use base64::Engine as _;
+use ed25519_dalek::SigningKey;
+use fieldlink_core::{
+    assignment::{DpsTarget, LocalAssignmentSigner},
+    transport::{
+        PeripheralId,
+        memory::{InMemoryRadio, LinkModel, PeripheralLink, RadioAdvertisement},
+    },
+    workflow::{CommissioningConfig, StepDeadlines},
+};
+use fieldlink_device_agent::{
+    agent::{AgentConfig, DeviceAgent},
+    clock::{SharedClock, TokioClock},
+    dps::DpsClientConfig,
+    link::{Advertisement, PeripheralConnection},
+    machine::MachineConfig,
+    network::{Capabilities, SimulatedNetwork, SimulatedNetworks},
+    secret::{SecretBytes, SecretString},
+    store::{DeviceIdentity, DpsCredential, MemoryStore, PersistedState, TrustAnchorRecord},
+};
+use fieldlink_dps_emulator::{
+    DpsEmulator, EmulatorConfig, EnrollmentGroup, InstanceConfig, RunningEmulator, Utilisation,
+};
+use fieldlink_protocol::{
+    gatt::SERVICE_UUID,
+    payload::{OnboardingPayload, PopSecret},
+    ticket::TicketSigner,
+};
+use fieldlink_tests::status::EmulatorStatusSource;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+pub use self::balance::BalancedSigner;
+use crate::{
+    exit::{CliError, Exit},
+    sources::Backend,
+};
+
+/// The ticket-signing key id the virtual devices trust.
+pub const KEY_ID: &str = "fieldlink-stack-1";
+/// The enrollment group every instance holds for the fleet.
+const ENROLLMENT_GROUP: &str = "fieldlink-fleet";
+
+/// How to build a stack.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Number of virtual devices.
+    pub devices: usize,
+    /// Number of DPS instances.
+    pub dps_instances: usize,
+    /// The radio's link model.
+    pub link: LinkModel,
+    /// Simulated access points; empty = devices are wired and already online.
+    pub networks: Vec<SimulatedNetwork>,
+    /// Registration ID prefix (`demo-device` gives `demo-device-0001`).
+    pub prefix: String,
+    /// Seed for labels and keys.
+    pub seed: u64,
+    /// The devices' fail-safe window.
+    pub fail_safe_window: Duration,
+}
+
+/// One virtual device.
+#[derive(Clone)]
+pub struct StackDevice {
+    /// Its QR label.
+    pub payload: OnboardingPayload,
+    /// The running agent.
+    pub agent: DeviceAgent,
+    /// Its handle on the radio.
+    pub peripheral: PeripheralId,
+    /// What it persisted.
+    pub store: Arc<MemoryStore>,
+}
+
+/// A DPS instance of the stack.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StackInstance {
+    /// Instance name.
+    pub name: String,
+    /// Its ID scope.
+    pub id_scope: String,
+    /// Its linked IoT hub.
+    pub hub: String,
+}
+
+/// The running stack.
+pub struct LocalStack {
+    /// The radio.
+    pub radio: InMemoryRadio,
+    /// The DPS emulator.
+    pub emulator: RunningEmulator,
+    /// The devices.
+    pub devices: Vec<StackDevice>,
+    /// The DPS instances.
+    pub instances: Vec<StackInstance>,
+    /// The ticket source.
+    pub assignments: Arc<BalancedSigner>,
+    /// The status source.
+    pub status: Arc<EmulatorStatusSource>,
+}
+
+fn startup_error(what: &str, error: impl std::fmt::Display) -> CliError {
+    CliError::new(
+        Exit::Internal,
+        "stack_start_failed",
+        format!("cannot start {what}: {error}"),
+    )
+}
+
+impl LocalStack {
+    /// Starts the emulator and the devices.
+    pub async fn start(config: StackConfig) -> Result<Self, CliError> {
+        let count = config.dps_instances.max(1);
+        let instances: Vec<(String, String)> = (1..=count)
+            .map(|k| (format!("dps-{k}"), format!("hub-{k}.azure-devices.net")))
+            .collect();
+        let emulator = DpsEmulator::start(
+            EmulatorConfig::with_instances(
+                instances
+                    .iter()
+                    .map(|(name, hub)| InstanceConfig::new(name, &[hub.as_str()]))
+                    .collect(),
+            )
+            .with_tls(),
+        )
+        .await
+        .map_err(|error| startup_error("the DPS emulator", error))?;
+        let global_endpoint = emulator
+            .https_base_url()
+            .ok_or_else(|| startup_error("the DPS emulator", "HTTPS is off"))?;
+
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let group_key = base64::engine::general_purpose::STANDARD.encode(rng.r#gen::<[u8; 32]>());
+        let secondary = base64::engine::general_purpose::STANDARD.encode(rng.r#gen::<[u8; 32]>());
+        let signing_key: [u8; 32] = rng.r#gen();
+        let verifying = SigningKey::from_bytes(&signing_key).verifying_key();
+
+        let mut summaries = Vec::with_capacity(count);
+        let mut signers = Vec::with_capacity(count);
+        for (name, hub) in &instances {
+            let control = emulator.control();
+            control
+                .put_enrollment_group(
+                    name,
+                    EnrollmentGroup::symmetric_key(ENROLLMENT_GROUP, &group_key, &secondary),
+                )
+                .map_err(|error| startup_error("the enrollment group", error))?;
+            let info = control
+                .instance(name)
+                .ok_or_else(|| startup_error("a DPS instance", name))?;
+            let target = DpsTarget {
+                id_scope: info.id_scope.clone(),
+                global_endpoint: global_endpoint.clone(),
+                tenant: "sandbox".into(),
+                dps_instance: name.clone(),
+            };
+            let signer = TicketSigner::new(KEY_ID, SigningKey::from_bytes(&signing_key));
+            signers.push(LocalAssignmentSigner::new(signer, target));
+            summaries.push(StackInstance {
+                name: name.clone(),
+                id_scope: info.id_scope,
+                hub: hub.clone(),
+            });
+        }
+
+        let radio = InMemoryRadio::new(config.link);
+        let clock: SharedClock = Arc::new(TokioClock::new());
+        let ca = emulator.ca_pem().map(|pem| pem.as_bytes().to_vec());
+        let anchor = TrustAnchorRecord::new(KEY_ID, &verifying);
+        let wifi = !config.networks.is_empty();
+        let template = SimulatedNetworks::new(
+            config.networks.clone(),
+            Duration::from_millis(5),
+            clock.clone(),
+        );
+        let mut devices = Vec::with_capacity(config.devices);
+        for index in 1..=config.devices {
+            let registration_id = format!("{}-{index:04}", config.prefix);
+            let payload = OnboardingPayload::new(
+                registration_id.clone(),
+                PopSecret::generate(&mut rng),
+                rng.gen_range(0..0x1000),
+                0x0042,
+            )
+            .map_err(|error| startup_error("a device label", error))?;
+            let identity = DeviceIdentity {
+                registration_id,
+                pop: SecretBytes::new(payload.pop.expose_bytes().to_vec()),
+                discriminator: payload.discriminator,
+                product_code: payload.product_code,
+                dps_credential: DpsCredential::GroupKey {
+                    group_key: SecretString::new(group_key.clone()),
+                },
+            };
+            let networks = template
+                .for_another_device()
+                .with_capabilities(Capabilities {
+                    wifi,
+                    ethernet: !wifi,
+                    cellular: false,
+                    already_online: !wifi,
+                });
+            let agent_config = AgentConfig {
+                machine: MachineConfig {
+                    fail_safe_window: config.fail_safe_window,
+                    ..MachineConfig::default()
+                },
+                dps: DpsClientConfig {
+                    extra_ca_pem: ca.clone(),
+                    default_poll_interval: Duration::from_millis(50),
+                    ..DpsClientConfig::default()
+                },
+                scan_at_start: wifi,
+                ..AgentConfig::default()
+            };
+            let store = Arc::new(MemoryStore::new());
+            let agent = DeviceAgent::start(
+                store.clone(),
+                PersistedState::new(identity, vec![anchor.clone()]),
+                Arc::new(networks),
+                clock.clone(),
+                agent_config,
+            )
+            .map_err(|error| startup_error("a virtual device", error))?;
+            let serving = agent.clone();
+            let peripheral = radio.register_peripheral(
+                agent.watch_advertisement(),
+                radio_advertisement,
+                move |link: PeripheralLink| {
+                    serving.serve(PeripheralConnection {
+                        mtu: link.mtu,
+                        from_central: link.from_central,
+                        to_central: link.to_central,
+                    });
+                },
+            );
+            devices.push(StackDevice {
+                payload,
+                agent,
+                peripheral,
+                store,
+            });
+        }
+        let status = Arc::new(EmulatorStatusSource::new(emulator.control().clone()));
+        Ok(Self {
+            radio,
+            emulator,
+            devices,
+            instances: summaries,
+            assignments: Arc::new(BalancedSigner::new(signers)),
+            status,
+        })
+    }
+
+    /// The radio and sources as a [`Backend`].
+    pub fn backend(&self) -> Backend {
+        Backend {
+            name: "memory".into(),
+            transport: Arc::new(self.radio.clone()),
+            assignments: self.assignments.clone(),
+            status: self.status.clone(),
+        }
+    }
+
+    /// Workflow settings for the stack: short scan, quick status polls.
+    pub fn commissioning_config(&self) -> CommissioningConfig {
+        stack_commissioning_config()
+    }
+
+    /// An instance's utilisation.
+    pub fn utilisation(&self, instance: &str) -> Option<Utilisation> {
+        self.emulator.control().utilisation(instance)
+    }
+
+    /// Stops the agents and the emulator.
+    pub async fn shutdown(self) {
+        for device in &self.devices {
+            device.agent.shutdown().await;
+        }
+        self.emulator.shutdown().await;
+    }
+}
+
+/// Workflow settings for virtual devices (in-process or through a sandbox).
+pub fn stack_commissioning_config() -> CommissioningConfig {
+    let mut config = CommissioningConfig {
+        deadlines: StepDeadlines {
+            scanning: Duration::from_secs(5),
+            registering: Duration::from_secs(60),
+            ..StepDeadlines::default()
+        },
+        overall_timeout: Duration::from_secs(120),
+        status_poll_interval: Duration::from_millis(50),
+        service_uuid: SERVICE_UUID,
+        ..CommissioningConfig::default()
+    };
+    config.reconnect.initial_delay = Duration::from_millis(50);
+    config.reconnect.max_delay = Duration::from_millis(500);
+    config
+}
+
+fn radio_advertisement(advertisement: &Advertisement) -> RadioAdvertisement {
+    RadioAdvertisement {
+        local_name: advertisement.local_name.clone(),
+        service_uuids: vec![SERVICE_UUID],
+        service_data: advertisement.service_data.to_vec(),
+    }
+}

@@ -1,0 +1,156 @@
+//! Where an invocation reaches devices and services: a running sandbox, or real Bluetooth plus
+//! the profile's provisioning API. Flags and `FIELDLINK_*` variables win over the profile.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use fieldlink_core::{
+    journal::{Installer, Journal},
+    transport::BleTransport,
+    workflow::CommissioningConfig,
+};
+
+use crate::{
+    args::TargetArgs,
+    auth,
+    config::Settings,
+    exit::{CliError, Exit},
+    fleet::client::FleetClient,
+    manifest::Manifest,
+    sources::Backend,
+    stack::stack_commissioning_config,
+};
+
+/// The resolved target.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A running `fieldlink sandbox up`.
+    Sandbox {
+        /// Its manifest's path.
+        path: PathBuf,
+        /// The manifest.
+        manifest: Box<Manifest>,
+        /// Its fleet socket.
+        client: FleetClient,
+    },
+    /// Real devices over Bluetooth, tickets from the provisioning API.
+    Ble {
+        /// Adapter.
+        adapter: Option<String>,
+        /// API base URL.
+        api_url: Option<String>,
+        /// Extra CA file.
+        ca_file: Option<PathBuf>,
+    },
+}
+
+impl Target {
+    /// Resolves `args` over the active profile.
+    pub fn resolve(settings: &Settings, args: &TargetArgs) -> Result<Self, CliError> {
+        let sandbox = args
+            .sandbox
+            .clone()
+            .or_else(|| settings.profile.sandbox.clone());
+        if let Some(path) = sandbox {
+            let manifest = Manifest::load(&path)?;
+            let client = manifest.client()?;
+            return Ok(Target::Sandbox {
+                path,
+                manifest: Box::new(manifest),
+                client,
+            });
+        }
+        Ok(Target::Ble {
+            adapter: args
+                .adapter
+                .clone()
+                .or_else(|| settings.profile.adapter.clone()),
+            api_url: args
+                .api_url
+                .clone()
+                .or_else(|| settings.profile.api_url.clone()),
+            ca_file: args
+                .ca_file
+                .clone()
+                .or_else(|| settings.profile.ca_file.clone()),
+        })
+    }
+
+    /// The radio alone (for `scan`).
+    pub async fn transport(&self) -> Result<Arc<dyn BleTransport>, CliError> {
+        match self {
+            Target::Sandbox { client, .. } => Ok(Arc::new(client.clone())),
+            Target::Ble { adapter, .. } => open_bluetooth(adapter.clone()).await,
+        }
+    }
+
+    /// Radio, tickets and status.
+    pub async fn backend(&self, settings: &Settings) -> Result<Backend, CliError> {
+        match self {
+            Target::Sandbox { client, .. } => Ok(Backend {
+                name: "sandbox".into(),
+                transport: Arc::new(client.clone()),
+                assignments: Arc::new(client.clone()),
+                status: Arc::new(client.clone()),
+            }),
+            Target::Ble { api_url, .. } => Err(api_client_missing(settings, api_url.as_deref())),
+        }
+    }
+
+    /// Workflow settings for this target, with `timeout` as the per-device budget.
+    pub fn commissioning_config(&self, timeout: Duration) -> CommissioningConfig {
+        let mut config = match self {
+            Target::Sandbox { .. } => stack_commissioning_config(),
+            Target::Ble { .. } => CommissioningConfig::default(),
+        };
+        config.overall_timeout = timeout;
+        config
+    }
+}
+
+/// The typed error while the core has no provisioning-API client.
+fn api_client_missing(settings: &Settings, api_url: Option<&str>) -> CliError {
+    match api_url {
+        None => CliError::config(format!(
+            "profile {:?} has no provisioning API: add one with `fieldlink profile add {} \
+             --api-url URL`, or use a sandbox with `--sandbox MANIFEST`",
+            settings.profile_name, settings.profile_name
+        )),
+        Some(url) => CliError::new(
+            Exit::Config,
+            "api_client_unavailable",
+            format!(
+                "this build of fieldlink cannot talk to the provisioning API at {url} yet (its \
+                 client is not in the core); use a sandbox with `--sandbox MANIFEST`"
+            ),
+        ),
+    }
+}
+
+async fn open_bluetooth(adapter: Option<String>) -> Result<Arc<dyn BleTransport>, CliError> {
+    use fieldlink_core::transport::btleplug::{BtleplugConfig, BtleplugTransport};
+    let config = BtleplugConfig {
+        adapter,
+        ..BtleplugConfig::default()
+    };
+    match BtleplugTransport::open(config).await {
+        Ok(transport) => Ok(Arc::new(transport)),
+        Err(error) => Err(CliError::new(
+            Exit::TransportUnavailable,
+            "bluetooth_unavailable",
+            format!("Bluetooth unavailable: {error}"),
+        )),
+    }
+}
+
+/// Opens the journal.
+pub fn open_journal(settings: &Settings) -> Result<Arc<Journal>, CliError> {
+    Ok(Arc::new(Journal::open(&settings.journal_path)?))
+}
+
+/// Who is commissioning: the signed-in identity, else the local user, under the active profile.
+pub fn installer(settings: &Settings) -> Installer {
+    Installer {
+        identity: auth::identity(settings),
+        profile: settings.profile_name.clone(),
+    }
+}
