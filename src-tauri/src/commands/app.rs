@@ -1,0 +1,69 @@
+//! App information, settings, adapters and cancellation.
+
+use std::time::Duration;
+
+use tauri::State;
+
+use crate::{
+    dto::settings::{AdapterInfo, AppInfo, Settings, SiteLabel},
+    error::{CommandResult, scan_failure},
+    state::DesktopState,
+};
+
+/// What this build can do and where it keeps its files.
+#[tauri::command]
+pub fn app_info(state: State<'_, DesktopState>) -> AppInfo {
+    let paths = state.paths();
+    AppInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        simulator_available: cfg!(feature = "demo"),
+        sign_in_available: false,
+        api_client_available: false,
+        journal_path: paths.journal.display().to_string(),
+        settings_path: paths.settings.display().to_string(),
+    }
+}
+
+/// The current settings.
+#[tauri::command]
+pub fn get_settings(state: State<'_, DesktopState>) -> Settings {
+    state.settings()
+}
+
+/// Validates and stores the settings.
+#[tauri::command]
+pub async fn save_settings(
+    state: State<'_, DesktopState>,
+    settings: Settings,
+) -> CommandResult<Settings> {
+    state.save_settings(settings).await?;
+    Ok(state.settings())
+}
+
+/// The Bluetooth adapters of this computer.
+#[tauri::command]
+pub async fn list_adapters() -> CommandResult<Vec<AdapterInfo>> {
+    let adapters = fieldlink_core::transport::btleplug::list_adapters(Duration::from_secs(5))
+        .await
+        .map_err(|error| scan_failure(&error))?;
+    Ok(adapters
+        .into_iter()
+        .map(|adapter| AdapterInfo {
+            name: adapter.name,
+            address: adapter.address,
+            powered: adapter.powered,
+        })
+        .collect())
+}
+
+/// The labels the active site offers (the simulator's devices).
+#[tauri::command]
+pub async fn site_labels(state: State<'_, DesktopState>) -> CommandResult<Vec<SiteLabel>> {
+    Ok(state.site().await?.labels().to_vec())
+}
+
+/// Cancels a running scan, commissioning, batch or sign-in.
+#[tauri::command]
+pub fn cancel_operation(state: State<'_, DesktopState>, operation_id: String) -> CommandResult<()> {
+    Ok(state.operations().cancel(&operation_id)?)
+}
