@@ -520,3 +520,100 @@ async fn a_second_installer_is_busy_while_a_session_is_open_and_takes_over_an_id
     assert!(matches!(third.response().await, Response::Status(_)));
     site.emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_failed_join_keeps_the_device_on_its_previous_network() {
+    use fieldlink_device_agent::network::SimulatedNetworks;
+    use fieldlink_device_agent::secret::{SecretBytes, SecretString};
+    use fieldlink_device_agent::store::{DeviceIdentity, DpsCredential, PersistedState};
+
+    let site = site(0).await;
+    let clock: SharedClock = Arc::new(TokioClock::new());
+    let networks = SimulatedNetworks::new(
+        vec![
+            SimulatedNetwork::wpa2("old-ap", "old passphrase"),
+            SimulatedNetwork::wpa2("new-ap", "new passphrase")
+                .with_fault(fieldlink_device_agent::network::NetworkFault::NoDhcp),
+        ],
+        Duration::from_millis(2),
+        clock.clone(),
+    );
+    let mut factory = PersistedState::new(
+        DeviceIdentity {
+            registration_id: "gateway-with-wifi".into(),
+            pop: SecretBytes::new(vec![9; 11]),
+            discriminator: 0x0ab,
+            product_code: 3,
+            dps_credential: DpsCredential::GroupKey {
+                group_key: GROUP_KEY.into(),
+            },
+        },
+        anchors(),
+    );
+    let old = StoredNetwork::Wifi {
+        ssid: "old-ap".into(),
+        passphrase: SecretString::new("old passphrase"),
+        hidden: false,
+        bssid: None,
+    };
+    factory.network.current = Some(old.clone());
+    let config = fleet_config(&site, clock.clone()).agent;
+    let device = VirtualDevice::start(factory, None, networks, config, clock).unwrap();
+    // At boot the proven network is brought up.
+    tokio::time::timeout(LONG, async {
+        while device.networks().joined().as_deref() != Some("old-ap") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let mut installer = Installer::connect(&device, 185);
+    installer
+        .open(
+            &device.payload().pop,
+            Request::Provision {
+                ticket: ticket_at(
+                    device.registration_id(),
+                    &site.scope,
+                    &site.emulator.global_endpoint(),
+                    9,
+                    common::now_unix(),
+                ),
+                network: Some(NetworkConfig::Wifi {
+                    ssid: "new-ap".into(),
+                    passphrase: Secret::new("new passphrase"),
+                    hidden: false,
+                    bssid: None,
+                }),
+            },
+        )
+        .await;
+    installer.response().await;
+    let events = installer
+        .events_until(|e| matches!(e, Event::NetworkResult(_)))
+        .await;
+    assert!(matches!(
+        events.last(),
+        Some(Event::NetworkResult(NetworkResult::Failed { kind, .. })) if kind.as_str() == "dhcp_failed"
+    ));
+    tokio::time::timeout(LONG, async {
+        while device.networks().joined().as_deref() != Some("old-ap") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("rolled back to the previous network");
+    let persisted = device.persisted().unwrap();
+    assert_eq!(persisted.network.current, Some(old));
+    // Keeping the current network now works without a reset.
+    let response = installer
+        .request(Request::ConfigureNetwork {
+            network: NetworkConfig::KeepCurrent,
+        })
+        .await;
+    assert!(matches!(response, Response::NetworkAccepted { .. }));
+    let events = installer.events_until(is_result).await;
+    assert!(matches!(events.last(), Some(Event::RegistrationResult(r)) if r.is_assigned()));
+    assert_eq!(device.networks().joined().as_deref(), Some("old-ap"));
+    site.emulator.shutdown().await;
+}

@@ -274,15 +274,12 @@ impl DeviceMachine {
             rng: StdRng::from_entropy(),
         };
         let mut out = Vec::new();
+        let mut candidate_dropped = false;
         match staging::recover_at_boot(&mut machine.state, now_ms) {
             staging::BootRecovery::Clean => {}
             staging::BootRecovery::RolledBack(staged) => {
                 out.push(machine.persist());
-                if staged.network.is_some() {
-                    out.push(Output::RestoreNetwork(
-                        machine.state.network.current.clone(),
-                    ));
-                }
+                candidate_dropped = staged.network.is_some();
                 machine.last_attempt_failed = true;
                 machine.last_registration = Some(convert::unassigned_result(
                     fieldlink_protocol::message::ErrorCode::RegistrationFailed,
@@ -290,6 +287,17 @@ impl DeviceMachine {
                 ));
             }
             staging::BootRecovery::Resume => machine.begin_work(now_ms, &mut out),
+        }
+        // Bring the proven network up, unless a resumed staging is joining its candidate.
+        let joining = machine
+            .state
+            .staged
+            .as_ref()
+            .is_some_and(|s| s.network.is_some());
+        if !joining && (candidate_dropped || machine.state.network.current.is_some()) {
+            out.push(Output::RestoreNetwork(
+                machine.state.network.current.clone(),
+            ));
         }
         machine.advertise_if_changed(now_ms, &mut out);
         Ok((machine, out, warnings))
