@@ -29,7 +29,7 @@ pub trait SecretStore: Send + Sync {
 /// The core's store over an app's [`SecretStore`].
 #[cfg_attr(
     not(test),
-    expect(
+    allow(
         dead_code,
         reason = "sign-in keeps its tokens here once fieldlink_core::auth lands"
     )
@@ -46,7 +46,7 @@ impl std::fmt::Debug for ForeignSecretStore {
 
 #[cfg_attr(
     not(test),
-    expect(
+    allow(
         dead_code,
         reason = "sign-in keeps its tokens here once fieldlink_core::auth lands"
     )
