@@ -235,6 +235,12 @@ impl RemoteJwks {
         }
     }
 
+    /// Sets how often an unknown `kid` may trigger a refetch (default 30 s).
+    pub fn with_min_refetch(mut self, interval: Duration) -> Self {
+        self.min_refetch = interval;
+        self
+    }
+
     /// Finds `jwks_uri` through OpenID Connect discovery
     /// (`{issuer}/.well-known/openid-configuration`).
     pub async fn discover(
@@ -358,6 +364,89 @@ mod tests {
             Err(JwksError::Unsupported { .. })
         ));
         assert!(matches!(parse_jwks("[]"), Err(JwksError::Malformed(_))));
+    }
+
+    /// Serves `document` (swappable) at `/jwks` and an OIDC discovery document.
+    async fn jwks_server(
+        document: Arc<RwLock<String>>,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use axum::{Router, routing::get};
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (served, counter, jwks_uri) = (document.clone(), hits.clone(), format!("{base}/jwks"));
+        let app = Router::new()
+            .route(
+                "/jwks",
+                get(move || {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let body = served.read().expect("lock").clone();
+                    async move { body }
+                }),
+            )
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || {
+                    let body = serde_json::json!({ "jwks_uri": jwks_uri }).to_string();
+                    async move { body }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, hits)
+    }
+
+    #[tokio::test]
+    async fn remote_jwks_caches_and_refetches_on_unknown_kid() {
+        let first = crate::test_tokens::TokenMinter::from_seed([4; 32], "https://i", "a");
+        let second = crate::test_tokens::TokenMinter::from_seed([5; 32], "https://i", "a");
+        let document = Arc::new(RwLock::new(first.jwks_json()));
+        let (base, hits) = jwks_server(document.clone()).await;
+        let remote = RemoteJwks::discover(&base, reqwest::Client::new(), Duration::from_secs(3600))
+            .await
+            .expect("discovery")
+            .with_min_refetch(Duration::ZERO);
+        assert!(remote.key(first.key_id()).await.expect("fetch").is_some());
+        assert!(remote.key(first.key_id()).await.expect("cached").is_some());
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The issuer rotates: an unknown kid triggers a refetch.
+        *document.write().expect("lock") = second.jwks_json();
+        assert!(
+            remote
+                .key(second.key_id())
+                .await
+                .expect("refetch")
+                .is_some()
+        );
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(remote.key("nope").await.expect("refetch").is_none());
+        // Within the minimum interval an unknown kid does not hit the issuer again.
+        let throttled = RemoteJwks::new(
+            format!("{base}/jwks"),
+            reqwest::Client::new(),
+            Duration::from_secs(3600),
+        );
+        assert!(
+            throttled
+                .key(second.key_id())
+                .await
+                .expect("fetch")
+                .is_some()
+        );
+        let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(throttled.key("nope").await.expect("no refetch").is_none());
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), before);
+        // An unreachable issuer with nothing cached is an error.
+        let dead = RemoteJwks::new(
+            "http://127.0.0.1:9/jwks",
+            reqwest::Client::new(),
+            Duration::from_secs(1),
+        );
+        assert!(matches!(
+            dead.key("x").await,
+            Err(JwksError::Unavailable(_))
+        ));
     }
 
     #[tokio::test]
