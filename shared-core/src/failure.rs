@@ -31,9 +31,9 @@ pub(crate) fn transport(error: &TransportError, step: Step) -> CommissionError {
         TransportError::FrameTooLarge { .. } => CommissionError::Internal {
             detail: format!("transport: {error}"),
         },
-        TransportError::Platform(detail) => CommissionError::LinkLost {
+        TransportError::Platform(_) => CommissionError::LinkLost {
             step,
-            retryable: !detail.is_empty(),
+            retryable: true,
         },
     }
 }
@@ -141,5 +141,92 @@ pub(crate) fn registration(result: &DeviceRegistration) -> CommissionError {
             error_code: result.error_code,
             error_message: result.error_message.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::NetworkFailureKind;
+
+    #[test]
+    fn device_codes_map_to_public_codes() {
+        let expired = device(ErrorCode::TicketExpired, Step::Provisioning, None);
+        assert_eq!(
+            expired,
+            CommissionError::TicketRejected {
+                reason: TicketRejection::Expired
+            }
+        );
+        let locked = device(
+            ErrorCode::DeviceLocked,
+            Step::Handshaking,
+            Some(Duration::from_secs(9)),
+        );
+        assert_eq!(
+            locked,
+            CommissionError::DeviceLocked {
+                retry_after: Duration::from_secs(9)
+            }
+        );
+        let dhcp = device(ErrorCode::DhcpFailed, Step::JoiningNetwork, None);
+        assert_eq!(
+            dhcp,
+            CommissionError::NetworkJoinFailed {
+                kind: NetworkFailureKind::DhcpFailed
+            }
+        );
+        let unknown = device(ErrorCode::Unknown(999), Step::Registering, None);
+        assert_eq!(unknown.code(), "internal");
+        assert!(unknown.to_string().contains("registering"));
+    }
+
+    #[test]
+    fn service_and_transport_errors_map_to_public_codes() {
+        let throttled = service(&ServiceError::Throttled {
+            retry_after: Some(Duration::from_secs(4)),
+        });
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(4)));
+        assert_eq!(service(&ServiceError::Unauthorized).code(), "unauthorized");
+        assert_eq!(
+            service(&ServiceError::Unavailable {
+                detail: "503".into()
+            })
+            .code(),
+            "api_unavailable"
+        );
+        assert_eq!(
+            transport(&TransportError::Timeout, Step::Connecting),
+            CommissionError::Timeout {
+                step: Step::Connecting
+            }
+        );
+        assert_eq!(
+            transport(
+                &TransportError::Unavailable("adapter off".into()),
+                Step::Scanning
+            )
+            .code(),
+            "bluetooth_unavailable"
+        );
+        let lost = transport(&TransportError::Disconnected, Step::Registering);
+        assert_eq!(
+            lost,
+            CommissionError::LinkLost {
+                step: Step::Registering,
+                retryable: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_lost_frame_is_a_link_problem_and_garbage_is_an_incompatible_device() {
+        let gap = wire(&WireError::Frame(FrameError::Timeout), Step::Registering);
+        assert_eq!(gap.code(), "link_lost");
+        let garbage = wire(
+            &WireError::Unexpected("second DeviceHello"),
+            Step::Handshaking,
+        );
+        assert_eq!(garbage.code(), "incompatible_device");
     }
 }

@@ -507,3 +507,22 @@ async fn a_failure_after_the_ticket_was_accepted_rolls_the_device_back_at_once()
     );
     assert_eq!(rig.radio.stats().round_trips, 3, "hello, finish, cancel");
 }
+
+#[test]
+fn requests_never_show_secrets_in_debug() {
+    let request = request(
+        &PopSecret::from_bytes([0x42; 11]),
+        Some(NetworkConfig::Wifi {
+            ssid: "site".into(),
+            passphrase: "very secret passphrase".into(),
+            hidden: false,
+            bssid: None,
+        }),
+    );
+    let debug = format!("{request:?}");
+    assert!(!debug.contains("very secret passphrase"), "{debug}");
+    assert!(!debug.contains("42, 42"), "{debug}");
+    assert!(debug.contains("<redacted>"), "{debug}");
+    let machine = Commissioning::new(request, CommissioningConfig::default());
+    assert!(!format!("{machine:?}").contains("very secret passphrase"));
+}
