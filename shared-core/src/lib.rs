@@ -8,6 +8,7 @@ mod failure;
 pub mod retry;
 
 pub use error::{CommissionError, ErrorView, Step};
+pub mod api_client;
 pub mod assignment;
 pub mod journal;
 pub mod secrets;
