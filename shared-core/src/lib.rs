@@ -10,6 +10,7 @@ pub mod retry;
 pub use error::{CommissionError, ErrorView, Step};
 pub mod api_client;
 pub mod assignment;
+pub mod auth;
 pub mod journal;
 pub mod secrets;
 pub mod transport;
