@@ -356,3 +356,41 @@ async fn no_usable_keyring_fails_the_sign_in_and_writes_nothing() {
     store.fail_with(None);
     assert!(store.is_empty());
 }
+
+#[tokio::test]
+async fn the_api_clients_token_seam_refreshes_on_401() {
+    use fieldlink_core::api_client::AccessTokenSource;
+    let sandbox = Sandbox::start(false, |_| {}).await;
+    let store = Arc::new(MemoryStore::new());
+    let profile = sandbox.profile("acme");
+    let client = signed_in(&sandbox, store.clone(), profile.clone()).await;
+    let refresh = stored_refresh_token(&store, &profile);
+
+    // `refresh_if_current` ignores a 401 for a token that is no longer current.
+    client
+        .refresh_if_current("an-older-token")
+        .await
+        .expect("no-op");
+    assert_eq!(stored_refresh_token(&store, &profile), refresh);
+
+    // Through the API client's trait: after the "recent refresh" window a 401 refreshes.
+    let source: Arc<dyn AccessTokenSource> = client.clone();
+    let token = source.access_token().await.expect("token");
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
+    let next = source.on_unauthorized().await.expect("refreshed");
+    assert_ne!(next, token);
+    assert_ne!(stored_refresh_token(&store, &profile), refresh);
+    assert_eq!(
+        sandbox.api_get("/v1/devices/x-1", next.expose()).await,
+        StatusCode::NOT_FOUND
+    );
+    client
+        .refresh_if_current(next.expose())
+        .await
+        .expect("current token refreshes");
+    assert_ne!(
+        source.access_token().await.expect("token"),
+        next,
+        "rotated again"
+    );
+}

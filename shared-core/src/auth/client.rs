@@ -427,6 +427,22 @@ impl AuthClient {
     }
 }
 
+impl AuthClient {
+    /// The API refused `rejected`: refresh, unless the current token is already another one
+    /// (someone refreshed meanwhile).
+    pub async fn refresh_if_current(&self, rejected: &str) -> Result<(), AuthError> {
+        let mut cache = self.cache.lock().await;
+        if cache.is_none() {
+            *cache = self.load().await?;
+        }
+        let current = cache.as_ref().and_then(|t| t.access_token.as_deref());
+        if current.is_some_and(|c| c != rejected) {
+            return Ok(());
+        }
+        self.refresh_locked(&mut cache).await.map(|_| ())
+    }
+}
+
 #[async_trait]
 impl TokenSource for AuthClient {
     async fn access_token(&self) -> Result<AccessToken, AuthError> {

@@ -17,6 +17,7 @@
 //!   `allow_insecure_loopback`, and then only to loopback addresses — checked on every request,
 //!   discovered endpoints included.
 
+mod api_tokens;
 mod browser;
 mod client;
 mod device;
