@@ -13,6 +13,7 @@ use crate::{
     config::ApiConfig,
     dps::{DpsServiceClient, http::HttpDpsServiceClient, status::RegistrationStatus},
     http::{self, ApiState, Shared},
+    issuer::Issuer,
     metrics::Metrics,
     storage::{PoolError, Storage, StorageError},
     ticketing::TicketKeyring,
@@ -46,6 +47,7 @@ pub struct ApiBuilder {
     storage: Arc<dyn Storage>,
     dps: Option<Arc<dyn DpsServiceClient>>,
     clock: Arc<dyn Clock>,
+    issuer: Option<Issuer>,
 }
 
 impl std::fmt::Debug for ApiBuilder {
@@ -69,6 +71,14 @@ impl ApiBuilder {
         self
     }
 
+    /// Also serves the sandbox OIDC issuer's routes and trusts its tokens (its live key set,
+    /// so key rotation is seen at once).
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.config.issuers.push(issuer.trusted_issuer());
+        self.issuer = Some(issuer);
+        self
+    }
+
     /// Opens the ticket keyring (creating the first key if needed) and seeds the pool.
     pub async fn build(self) -> Result<ProvisioningApi, StartError> {
         let Self {
@@ -76,6 +86,7 @@ impl ApiBuilder {
             storage,
             dps,
             clock,
+            issuer,
         } = self;
         for spec in &config.dps_pool {
             if storage.instance(&spec.name).await?.is_none() {
@@ -114,6 +125,7 @@ impl ApiBuilder {
             state: ApiState {
                 shared: Arc::new(shared),
             },
+            issuer,
         })
     }
 }
@@ -122,6 +134,7 @@ impl ApiBuilder {
 #[derive(Debug, Clone)]
 pub struct ProvisioningApi {
     state: ApiState,
+    issuer: Option<Issuer>,
 }
 
 impl ProvisioningApi {
@@ -132,12 +145,17 @@ impl ProvisioningApi {
             storage,
             dps: None,
             clock: Arc::new(SystemClock),
+            issuer: None,
         }
     }
 
     /// The axum router (all routes, middleware and state).
     pub fn router(&self) -> Router {
-        http::router(self.state.clone())
+        let router = http::router(self.state.clone());
+        match &self.issuer {
+            Some(issuer) => router.merge(issuer.router()),
+            None => router,
+        }
     }
 
     /// The storage it uses (seeding allowlists and pools in tests and sandboxes).

@@ -153,6 +153,10 @@ pub struct FileConfig {
     /// Log as JSON lines.
     #[serde(default)]
     pub log_json: bool,
+    /// The sandbox OIDC issuer's configuration file (see `docs/auth.md`): when set, the API
+    /// also serves the issuer and trusts its tokens.
+    #[serde(default)]
+    pub sandbox_issuer: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {

@@ -7,7 +7,12 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use fieldlink_provisioning_api::{ProvisioningApi, http::openapi::ApiDoc, settings::FileConfig};
+use fieldlink_provisioning_api::{
+    ProvisioningApi,
+    http::openapi::ApiDoc,
+    issuer::{Issuer, IssuerConfig},
+    settings::FileConfig,
+};
 use tracing_subscriber::EnvFilter;
 use utoipa::OpenApi;
 
@@ -48,14 +53,16 @@ async fn serve(path: PathBuf) -> Result<(), String> {
     }
     let storage = file.open_storage().await.map_err(|e| e.to_string())?;
     let issuers = file.trusted_issuers().await.map_err(|e| e.to_string())?;
-    if issuers.is_empty() {
+    if issuers.is_empty() && file.sandbox_issuer.is_none() {
         tracing::warn!("no trusted issuers configured: every authenticated request will be 401");
     }
-    let api = ProvisioningApi::builder(file.api_config(issuers), storage)
-        .dps_client(file.dps_client().map_err(|e| e.to_string())?)
-        .build()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut builder = ProvisioningApi::builder(file.api_config(issuers), storage)
+        .dps_client(file.dps_client().map_err(|e| e.to_string())?);
+    if let Some(path) = &file.sandbox_issuer {
+        let config = IssuerConfig::from_file(path).map_err(|e| e.to_string())?;
+        builder = builder.issuer(Issuer::new(config).map_err(|e| e.to_string())?);
+    }
+    let api = builder.build().await.map_err(|e| e.to_string())?;
     let running = api.bind(file.listen).await.map_err(|e| e.to_string())?;
     tracing::info!(addr = %running.addr(), "provisioning API listening");
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;

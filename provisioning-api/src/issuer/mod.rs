@@ -17,11 +17,12 @@
 //! what [`crate::auth::Authenticator`] checks; [`Issuer::trusted_issuer`] plugs the live key
 //! set into the API's configuration. Grant state is held in memory (one process).
 //!
-//! For production, organisations bring their own issuer; see [`external`].
+//! For production, organisations bring their own issuer (Entra ID, ...): it is trusted through
+//! the `issuers` entries of the API's configuration file ([`crate::settings::IssuerSettings`]:
+//! issuer URL → tenant, audiences, role claim and values).
 
 mod config;
 mod endpoints;
-pub mod external;
 mod grants;
 mod html;
 mod keys;
@@ -38,7 +39,6 @@ use axum::{
 };
 
 pub use config::{ClientConfig, IssuerConfig, IssuerConfigError, UserConfig};
-pub use external::{ExternalIssuerConfig, ExternalTenant};
 pub use grants::{normalize_user_code, pkce_matches};
 pub use keys::{IssuerJwks, SigningKeys};
 pub use redirect::{is_loopback, is_registered};
