@@ -9,6 +9,7 @@
 //!
 //! See `docs/desktop.md`.
 
+pub mod auth;
 pub mod bindings;
 pub mod commands;
 pub mod dto;
@@ -17,10 +18,14 @@ pub mod export;
 pub mod label;
 pub mod operations;
 pub mod run;
+pub mod sandbox;
 pub mod settings_check;
 pub mod site;
 pub mod state;
 
+use std::sync::Arc;
+
+use fieldlink_core::secrets::{KeyringStore, MemoryStore, SecretStore};
 use tauri::{Manager, Runtime};
 
 use crate::state::{DesktopState, StatePaths};
@@ -35,6 +40,7 @@ pub fn setup<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
             commands::app::get_settings,
             commands::app::save_settings,
             commands::app::list_adapters,
+            commands::app::open_sandbox_manifest,
             commands::app::site_labels,
             commands::app::cancel_operation,
             commands::session::get_session,
@@ -65,6 +71,21 @@ fn paths<R: Runtime>(app: &tauri::App<R>) -> Result<StatePaths, tauri::Error> {
     Ok(StatePaths::new(&config, &data, &exports))
 }
 
+/// Where sign-in tokens live: the OS keyring; without one, process memory (signing in works for
+/// this run only, and says so in the log — tokens are never written in plaintext).
+fn secret_store() -> Arc<dyn SecretStore> {
+    match KeyringStore::open() {
+        Ok(store) => Arc::new(store),
+        Err(error) => {
+            tracing::warn!(
+                code = error.code(),
+                "no usable OS keyring: sessions last until the app quits"
+            );
+            Arc::new(MemoryStore::new())
+        }
+    }
+}
+
 /// Runs the app.
 pub fn run() {
     tracing_subscriber::fmt()
@@ -76,8 +97,17 @@ pub fn run() {
         .init();
     setup(tauri::Builder::default())
         .setup(|app| {
-            let state = DesktopState::open(paths(app)?)
+            let secrets = secret_store();
+            let state = DesktopState::open(paths(app)?, secrets)
                 .map_err(|error| format!("{}: {}", error.code, error.message))?;
+            let handle = app.handle().clone();
+            state.set_browser(Arc::new(move |url| {
+                use tauri_plugin_opener::OpenerExt;
+                handle
+                    .opener()
+                    .open_url(url, None::<&str>)
+                    .map_err(|error| error.to_string())
+            }));
             app.manage(state);
             Ok(())
         })

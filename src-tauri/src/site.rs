@@ -2,9 +2,12 @@
 //! service's two sources ([`AssignmentSource`], [`RegistrationStatusSource`]).
 //!
 //! - **Bluetooth** profiles open the core's btleplug transport on the chosen adapter (lazily,
-//!   so turning Bluetooth on later works without a restart). Their provisioning service needs
-//!   the core's HTTP API client, which `fieldlink-core` does not have yet: until it lands,
-//!   commissioning on such a profile fails with `not_configured` and says why.
+//!   so turning Bluetooth on later works without a restart) and reach their provisioning API
+//!   with the core's [`ProvisioningApiClient`], authenticated by the profile's sign-in
+//!   ([`AuthClient`]).
+//! - **Sandbox** profiles (feature `sandbox`) use a running `fieldlink sandbox up` through its
+//!   manifest: the fleet socket is the radio, and tickets and status come from the sandbox's
+//!   provisioning API when the manifest names one, else from the sandbox's bridge.
 //! - **Simulator** profiles (feature `demo`) run the test world in-process: virtual device
 //!   agents behind the core's in-memory radio, the DPS emulator on loopback HTTPS, a local ticket
 //!   signer the devices trust and a status source over the emulator.
@@ -12,7 +15,9 @@
 use std::sync::Arc;
 
 use fieldlink_core::{
+    api_client::{ApiClientConfig, ProvisioningApiClient},
     assignment::{AssignmentSource, RegistrationStatusSource},
+    auth::AuthClient,
     transport::BleTransport,
     workflow::CommissioningConfig,
 };
@@ -83,25 +88,26 @@ impl Site {
         }
     }
 
-    /// Opens the site `profile` describes.
-    pub async fn open(profile: &Profile, adapter: Option<String>) -> Result<Self, CommandError> {
+    /// Opens the site `profile` describes; `auth` is the profile's sign-in, if it has an
+    /// issuer.
+    pub async fn open(
+        profile: &Profile,
+        adapter: Option<String>,
+        auth: Option<Arc<AuthClient>>,
+    ) -> Result<Self, CommandError> {
         match profile.site {
             SiteKind::Simulator => Self::simulator(&profile.name).await,
-            SiteKind::Bluetooth => Ok(Self::bluetooth(profile, adapter)),
+            SiteKind::Bluetooth => Ok(Self::bluetooth(profile, adapter, auth)),
+            SiteKind::Sandbox => Self::sandbox(profile, auth),
         }
     }
 
-    fn bluetooth(profile: &Profile, adapter: Option<String>) -> Self {
-        let services = Err(ShellError::NotConfigured {
-            profile: profile.name.clone(),
-            reason: match &profile.api_url {
-                None => "the profile has no provisioning API URL".to_owned(),
-                Some(url) => format!(
-                    "this build cannot reach the provisioning API at {url} yet: fieldlink-core \
-                     has no HTTP API client"
-                ),
-            },
-        });
+    fn bluetooth(
+        profile: &Profile,
+        adapter: Option<String>,
+        auth: Option<Arc<AuthClient>>,
+    ) -> Self {
+        let services = api_services(profile, profile.api_url.as_deref(), auth);
         let radio = Radio::Bluetooth {
             adapter,
             opened: Mutex::new(None),
@@ -140,6 +146,55 @@ impl Site {
         Err(ShellError::NotConfigured {
             profile: profile.to_owned(),
             reason: "this build has no simulator (build with `--features demo`)".to_owned(),
+        }
+        .into())
+    }
+
+    #[cfg(feature = "sandbox")]
+    fn sandbox(profile: &Profile, auth: Option<Arc<AuthClient>>) -> Result<Self, CommandError> {
+        use fieldlink_cli::manifest::Manifest;
+        let path = profile
+            .sandbox_manifest
+            .clone()
+            .ok_or_else(|| ShellError::InvalidSetting {
+                field: "sandbox_manifest".to_owned(),
+                reason: format!("profile {:?} names no sandbox manifest", profile.name),
+            })?;
+        let manifest = Manifest::load(std::path::Path::new(&path)).map_err(cli_error)?;
+        let fleet = Arc::new(manifest.client().map_err(cli_error)?);
+        let services = match (&manifest.api, auth) {
+            (Some(api), Some(auth)) => api_services(profile, Some(&api.url), Some(auth)),
+            _ => Ok(Services {
+                assignments: fleet.clone(),
+                status: fleet.clone(),
+            }),
+        };
+        let labels = manifest
+            .devices
+            .iter()
+            .map(|device| SiteLabel {
+                registration_id: device.registration_id.clone(),
+                label: device.payload.clone(),
+            })
+            .collect();
+        Ok(Self {
+            profile: profile.name.clone(),
+            transport_name: "sandbox",
+            radio: Radio::Ready(fleet),
+            services,
+            config: CommissioningConfig::default(),
+            labels,
+            #[cfg(any(test, feature = "demo"))]
+            _world: None,
+        })
+    }
+
+    #[cfg(not(feature = "sandbox"))]
+    fn sandbox(profile: &Profile, _auth: Option<Arc<AuthClient>>) -> Result<Self, CommandError> {
+        Err(ShellError::NotConfigured {
+            profile: profile.name.clone(),
+            reason: "this build cannot open sandbox manifests (build with `--features sandbox`)"
+                .to_owned(),
         }
         .into())
     }
@@ -219,6 +274,51 @@ impl Site {
                 Ok(transport)
             }
         }
+    }
+}
+
+/// The provisioning API of `profile` at `api_url`, authenticated by its sign-in.
+fn api_services(
+    profile: &Profile,
+    api_url: Option<&str>,
+    auth: Option<Arc<AuthClient>>,
+) -> Result<Services, ShellError> {
+    let not_configured = |reason: String| ShellError::NotConfigured {
+        profile: profile.name.clone(),
+        reason,
+    };
+    let api_url =
+        api_url.ok_or_else(|| not_configured("the profile has no provisioning API URL".into()))?;
+    let auth = auth.ok_or_else(|| not_configured("the profile has no sign-in issuer".into()))?;
+    let mut config = ApiClientConfig::new(api_url);
+    if api_url.starts_with("http://") {
+        config = config.allowing_insecure_loopback();
+    }
+    if let Some(path) = &profile.ca_file {
+        let pem = std::fs::read_to_string(path).map_err(|error| ShellError::File {
+            path: path.clone(),
+            detail: error.to_string(),
+        })?;
+        config = config.with_ca_pem(pem);
+    }
+    let client = Arc::new(
+        ProvisioningApiClient::new(config, auth)
+            .map_err(|error| not_configured(format!("the API client cannot start: {error}")))?,
+    );
+    Ok(Services {
+        assignments: client.clone(),
+        status: client,
+    })
+}
+
+/// A CLI error (manifest, fleet socket) in the command error shape.
+#[cfg(feature = "sandbox")]
+fn cli_error(error: fieldlink_cli::exit::CliError) -> CommandError {
+    CommandError {
+        code: error.code,
+        message: error.message,
+        retryable: false,
+        details: error.details,
     }
 }
 

@@ -6,9 +6,13 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use fieldlink_core::journal::{Installer, Journal};
+use fieldlink_core::{
+    journal::{Installer, Journal},
+    secrets::SecretStore,
+};
 
 use crate::{
+    auth::AuthClients,
     dto::settings::{Profile, SessionInfo, Settings, SiteKind},
     error::{CommandError, ShellError},
     operations::Operations,
@@ -45,7 +49,12 @@ pub struct DesktopState {
     session: Mutex<Option<SessionInfo>>,
     site: tokio::sync::Mutex<Option<Arc<Site>>>,
     operations: Operations,
+    auth: AuthClients,
+    browser: Mutex<Browser>,
 }
+
+/// Opens a URL in the system browser (the sign-in's authorization page).
+pub type Browser = Arc<dyn Fn(String) -> Result<(), String> + Send + Sync>;
 
 impl std::fmt::Debug for DesktopState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,8 +91,9 @@ pub fn first_start_settings() -> Settings {
 }
 
 impl DesktopState {
-    /// Opens the settings (or starts from [`first_start_settings`]) and the journal.
-    pub fn open(paths: StatePaths) -> Result<Self, CommandError> {
+    /// Opens the settings (or starts from [`first_start_settings`]) and the journal; sign-in
+    /// tokens go to `secrets` (the OS keyring in the app).
+    pub fn open(paths: StatePaths, secrets: Arc<dyn SecretStore>) -> Result<Self, CommandError> {
         let settings = match std::fs::read(&paths.settings) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|error| ShellError::InvalidSetting {
@@ -102,6 +112,8 @@ impl DesktopState {
             session: Mutex::new(None),
             site: tokio::sync::Mutex::new(None),
             operations: Operations::default(),
+            auth: AuthClients::new(secrets),
+            browser: Mutex::new(Arc::new(|_| Err("no browser is configured".to_owned()))),
         })
     }
 
@@ -176,9 +188,25 @@ impl DesktopState {
             return Ok(Arc::clone(site));
         }
         let profile = self.active_profile()?;
-        let opened = Arc::new(Site::open(&profile, self.settings().ble_adapter).await?);
+        let auth = self.auth.client(&profile)?;
+        let opened = Arc::new(Site::open(&profile, self.settings().ble_adapter, auth).await?);
         *site = Some(Arc::clone(&opened));
         Ok(opened)
+    }
+
+    /// The sign-in clients.
+    pub fn auth(&self) -> &AuthClients {
+        &self.auth
+    }
+
+    /// How URLs are opened in the system browser.
+    pub fn browser(&self) -> Browser {
+        Arc::clone(&self.browser.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Sets how URLs are opened (the app: Tauri's opener plugin; tests: a scripted browser).
+    pub fn set_browser(&self, browser: Browser) {
+        *self.browser.lock().unwrap_or_else(PoisonError::into_inner) = browser;
     }
 
     /// Replaces the site (tests).

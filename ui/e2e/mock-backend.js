@@ -219,8 +219,9 @@
         return {
           version: "0.1.0",
           simulator_available: true,
-          sign_in_available: false,
-          api_client_available: false,
+          sandbox_available: true,
+          sign_in_available: true,
+          api_client_available: true,
           journal_path: "/home/ann/.local/share/dev.fieldlink.desktop/journal.sqlite",
           settings_path: "/home/ann/.config/dev.fieldlink.desktop/settings.json",
         };
@@ -235,6 +236,15 @@
         }
         settings = args.settings;
         return settings;
+      case "open_sandbox_manifest": {
+        if (!args.path.endsWith("manifest.json")) {
+          throw error("sandbox_unavailable", `no sandbox manifest at ${args.path} (No such file or directory (os error 2)); start one with \`fieldlink sandbox up\``);
+        }
+        const profile = { name: "sandbox", organisation: "fieldlink sandbox (5 devices)", site: "sandbox", api_url: null, issuer: null, client_id: null, ca_file: "/tmp/sandbox/ca.pem", sandbox_manifest: args.path };
+        settings = { ...settings, profiles: [...settings.profiles.filter((p) => p.name !== "sandbox"), profile], active_profile: "sandbox" };
+        session = null;
+        return settings;
+      }
       case "list_adapters":
         if (scenario.adaptersError) throw scenario.adaptersError;
         return [

@@ -403,6 +403,25 @@ describe("error states", () => {
   });
 });
 
+describe("sandbox", () => {
+  it("opening a sandbox manifest adds the profile and leads to sign-in; a wrong path says why", async () => {
+    const page = await openApp(browser, {});
+    await page.getByRole("button", { name: "Settings" }).click();
+    await page.fill("#manifest-path", "/tmp/nowhere.json");
+    await page.getByRole("button", { name: "Open manifest" }).click();
+    const panel = page.getByTestId("error-panel");
+    await panel.waitFor();
+    assert.equal(await panel.getAttribute("data-code"), "sandbox_unavailable");
+    await page.fill("#manifest-path", "/home/ann/.local/state/fieldlink/sandbox/manifest.json");
+    await page.getByRole("button", { name: "Open manifest" }).click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    assert.ok(await page.getByRole("radio", { name: /fieldlink sandbox/ }).isChecked());
+    await page.getByRole("button", { name: /Continue to fieldlink sandbox/ }).click();
+    await page.getByRole("heading", { name: "Devices", exact: true }).waitFor();
+    await closePage(page);
+  });
+});
+
 describe("field UX", () => {
   it("works from the keyboard alone, with a visible focus ring", async () => {
     const page = await openApp(browser, {});

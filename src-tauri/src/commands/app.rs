@@ -17,8 +17,9 @@ pub fn app_info(state: State<'_, DesktopState>) -> AppInfo {
     AppInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         simulator_available: cfg!(feature = "demo"),
-        sign_in_available: false,
-        api_client_available: false,
+        sandbox_available: cfg!(feature = "sandbox"),
+        sign_in_available: true,
+        api_client_available: true,
         journal_path: paths.journal.display().to_string(),
         settings_path: paths.settings.display().to_string(),
     }
@@ -36,6 +37,24 @@ pub async fn save_settings(
     state: State<'_, DesktopState>,
     settings: Settings,
 ) -> CommandResult<Settings> {
+    state.save_settings(settings).await?;
+    Ok(state.settings())
+}
+
+/// Adds (or updates) the `sandbox` profile from a `fieldlink sandbox up` manifest and makes it
+/// the active profile.
+#[tauri::command]
+pub async fn open_sandbox_manifest(
+    state: State<'_, DesktopState>,
+    path: String,
+) -> CommandResult<Settings> {
+    let profile = crate::sandbox::profile_from_manifest(&path)?;
+    let mut settings = state.settings();
+    settings
+        .profiles
+        .retain(|existing| existing.name != profile.name);
+    settings.active_profile = Some(profile.name.clone());
+    settings.profiles.push(profile);
     state.save_settings(settings).await?;
     Ok(state.settings())
 }

@@ -30,12 +30,12 @@ const STALE_RUNNER_MS: i64 = 60_000;
 /// What a batch of pasted labels records as its source.
 const PASTED_SOURCE: &str = "desktop:pasted";
 
-/// The labels of a request, trimmed, blanks dropped.
+/// The labels of a request, trimmed; blank lines and `#` comments dropped.
 fn clean(labels: &[String]) -> Vec<String> {
     labels
         .iter()
         .map(|label| label.trim().to_owned())
-        .filter(|label| !label.is_empty())
+        .filter(|label| !label.is_empty() && !label.starts_with('#'))
         .collect()
 }
 
@@ -306,7 +306,12 @@ mod tests {
 
     #[test]
     fn digests_ignore_blank_lines_and_surrounding_space() {
-        let a = clean(&["  FL1/A/B ".into(), "".into(), "123".into()]);
+        let a = clean(&[
+            "  FL1/A/B ".into(),
+            "".into(),
+            "# site 7".into(),
+            "123".into(),
+        ]);
         let b = clean(&["FL1/A/B".into(), "123".into(), "   ".into()]);
         assert_eq!(digest(&a), digest(&b));
         assert_ne!(

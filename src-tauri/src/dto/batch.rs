@@ -9,8 +9,8 @@ use crate::error::CommandError;
 /// A batch to start.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, TS)]
 pub struct BatchRequest {
-    /// The onboarding codes (QR label text or manual codes), one per device. Blank entries are
-    /// ignored.
+    /// The onboarding codes (QR label text or manual codes), one per device. Blank entries and
+    /// `#` comments are ignored.
     pub labels: Vec<String>,
     /// How many devices to commission at once (1..=32).
     pub concurrency: u32,

@@ -25,6 +25,9 @@ pub enum SiteKind {
     Bluetooth,
     /// Simulated devices and services inside the app (builds with the `demo` feature).
     Simulator,
+    /// A running `fieldlink sandbox up`, through its manifest (builds with the `sandbox`
+    /// feature).
+    Sandbox,
 }
 
 /// One organisation's configuration: a provisioning API plus its sign-in issuer.
@@ -98,8 +101,10 @@ pub enum SignInMethod {
     Browser,
     /// Device authorization grant: a code approved on another device.
     DeviceCode,
-    /// No issuer (the simulator): the local user.
+    /// No issuer (the simulator, a sandbox without an issuer): the local user.
     Local,
+    /// A session kept in the keyring from an earlier sign-in.
+    Restored,
 }
 
 /// The signed-in installer.
@@ -158,6 +163,8 @@ pub struct AppInfo {
     pub version: String,
     /// Whether the built-in simulator is compiled in.
     pub simulator_available: bool,
+    /// Whether this build can open `fieldlink sandbox up` manifests.
+    pub sandbox_available: bool,
     /// Whether sign-in with an OIDC issuer is available.
     pub sign_in_available: bool,
     /// Whether this build can reach a provisioning API.

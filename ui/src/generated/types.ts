@@ -532,8 +532,8 @@ confirmation: string | null, };
 
 export type BatchRequest = { 
 /**
- * The onboarding codes (QR label text or manual codes), one per device. Blank entries are
- * ignored.
+ * The onboarding codes (QR label text or manual codes), one per device. Blank entries and
+ * `#` comments are ignored.
  */
 labels: Array<string>, 
 /**
@@ -607,7 +607,7 @@ total_ms: number, };
 
 export type Theme = "system" | "light" | "dark";
 
-export type SiteKind = "bluetooth" | "simulator";
+export type SiteKind = "bluetooth" | "simulator" | "sandbox";
 
 export type Profile = { 
 /**
@@ -665,7 +665,7 @@ theme: Theme,
  */
 batch_concurrency: number, };
 
-export type SignInMethod = "browser" | "device_code" | "local";
+export type SignInMethod = "browser" | "device_code" | "local" | "restored";
 
 export type SessionInfo = { 
 /**
@@ -734,6 +734,10 @@ version: string,
  * Whether the built-in simulator is compiled in.
  */
 simulator_available: boolean, 
+/**
+ * Whether this build can open `fieldlink sandbox up` manifests.
+ */
+sandbox_available: boolean, 
 /**
  * Whether sign-in with an OIDC issuer is available.
  */

@@ -54,6 +54,7 @@ export const api = {
   getSettings: () => call<Settings>("get_settings"),
   saveSettings: (settings: Settings) => call<Settings>("save_settings", { settings }),
   listAdapters: () => call<AdapterInfo[]>("list_adapters"),
+  openSandboxManifest: (path: string) => call<Settings>("open_sandbox_manifest", { path }),
   siteLabels: () => call<SiteLabel[]>("site_labels"),
   cancel: (id: string) => call<null>("cancel_operation", { operationId: id }),
 

@@ -14,7 +14,8 @@ const CODES = [
   "timeout", "ticket_rejected", "registration_failed", "confirmation_mismatch", "api_unavailable", "throttled",
   "cancelled", "invalid_payload", "network_join_failed", "incompatible_device", "unauthorized", "forbidden",
   "internal", "not_configured", "sign_in_unavailable", "invalid_setting", "no_assignment", "batch_source_changed",
-  "journal_error", "something_new",
+  "journal_error", "access_denied", "sign_in_expired", "session_expired", "issuer_unavailable",
+  "keyring_unavailable", "sandbox_unavailable", "something_new",
 ];
 
 describe("errors", () => {

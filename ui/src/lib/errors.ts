@@ -92,6 +92,19 @@ export function headline(error: CommandError): string {
       return "Nothing to check yet";
     case "batch_source_changed":
       return "Different labels";
+    case "access_denied":
+      return "Sign-in denied";
+    case "sign_in_expired":
+      return "Sign-in timed out";
+    case "session_expired":
+    case "not_signed_in":
+      return "Signed out";
+    case "issuer_unavailable":
+      return "Sign-in service unavailable";
+    case "keyring_unavailable":
+      return "No secure storage";
+    case "sandbox_unavailable":
+      return "Sandbox not running";
     default:
       return "Something went wrong";
   }
@@ -122,7 +135,18 @@ export function nextSteps(error: CommandError): NextStep[] {
     case "unauthorized":
     case "forbidden":
     case "sign_in_unavailable":
+    case "access_denied":
+    case "sign_in_expired":
+    case "session_expired":
+    case "not_signed_in":
       steps.push({ action: "sign_in", label: "Sign in" });
+      break;
+    case "issuer_unavailable":
+    case "keyring_unavailable":
+    case "sandbox_unavailable":
+    case "insecure_url":
+    case "invalid_profile":
+      steps.push({ action: "settings", label: "Open Settings" });
       break;
     case "confirmation_mismatch":
     case "registration_failed":
