@@ -75,7 +75,7 @@ struct TestApi {
     ca_pem: String,
     certificate: ServerCertificate,
     addr: SocketAddr,
-    handle: Option<Handle>,
+    handle: Option<(Handle, tokio::task::JoinHandle<()>)>,
     lost_answer: Option<LostAnswer>,
     _dir: tempfile::TempDir,
 }
@@ -170,15 +170,33 @@ impl TestApi {
                 hold_back(lost.clone(), request, next)
             }));
         }
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _ = server.serve(router.into_make_service()).await;
         });
-        self.handle = Some(handle);
+        self.handle = Some((handle, task));
     }
 
     /// An outage: the listener and every open connection go away.
-    fn stop(&mut self) {
-        if let Some(handle) = self.handle.take() {
+    async fn stop(&mut self) {
+        if let Some((handle, task)) = self.handle.take() {
+            handle.shutdown();
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("the server stops")
+                .expect("the server task");
+            // Open keep-alive connections close asynchronously; wait for the last one.
+            for _ in 0..500 {
+                if handle.connection_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("connections still open after the shutdown");
+        }
+    }
+
+    fn stop_now(&mut self) {
+        if let Some((handle, _)) = self.handle.take() {
             handle.shutdown();
         }
     }
@@ -228,7 +246,7 @@ impl TestApi {
 
 impl Drop for TestApi {
     fn drop(&mut self) {
-        self.stop();
+        self.stop_now();
     }
 }
 
@@ -624,7 +642,7 @@ async fn the_breaker_opens_fails_fast_half_opens_and_closes() {
     client.ticket_keys().await.expect("up");
     assert_eq!(client.breaker_state(), BreakerState::Closed);
 
-    api.stop();
+    api.stop().await;
     for attempt in 1..=3 {
         let error = client.ticket_keys().await.unwrap_err();
         assert!(
@@ -654,7 +672,7 @@ async fn the_breaker_opens_fails_fast_half_opens_and_closes() {
     assert_eq!(client.breaker_state(), BreakerState::Closed);
 
     // A failed probe opens it again for another cool-down.
-    api.stop();
+    api.stop().await;
     for _ in 0..3 {
         client.ticket_keys().await.unwrap_err();
     }
