@@ -97,7 +97,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Number of virtual devices.
-    #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub devices: u32,
     /// Number of DPS instances the devices are spread over.
     #[arg(short = 'k', long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=32))]
@@ -149,7 +149,7 @@ pub struct SandboxRef {
 #[derive(Debug, Clone, Args)]
 pub struct SandboxUpArgs {
     /// Number of virtual devices.
-    #[arg(short = 'n', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    #[arg(short = 'n', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub devices: u32,
     /// Number of DPS instances.
     #[arg(short = 'k', long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=32))]

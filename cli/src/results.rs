@@ -261,8 +261,8 @@ mod tests {
     fn counts_give_the_documented_exit_codes() {
         let ok = result("a", DeviceStatus::Succeeded, 10);
         let bad = result("b", DeviceStatus::Failed, 10);
-        assert_eq!(Counts::of(&[ok.clone()]).exit(), Exit::Success);
-        assert_eq!(Counts::of(&[bad.clone()]).exit(), Exit::Failed);
+        assert_eq!(Counts::of(std::slice::from_ref(&ok)).exit(), Exit::Success);
+        assert_eq!(Counts::of(std::slice::from_ref(&bad)).exit(), Exit::Failed);
         assert_eq!(Counts::of(&[ok.clone(), bad]).exit(), Exit::Partial);
         assert_eq!(Counts::of(&[]).exit(), Exit::Success);
         assert_eq!(per_instance(&[ok.clone(), ok])["dps-1"], 2);

@@ -40,7 +40,7 @@ use fieldlink_protocol::{
     ticket::TicketSigner,
 };
 use fieldlink_tests::status::EmulatorStatusSource;
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
 
 pub use self::balance::BalancedSigner;
 use crate::{
@@ -50,6 +50,8 @@ use crate::{
 
 /// The ticket-signing key id the virtual devices trust.
 pub const KEY_ID: &str = "fieldlink-stack-1";
+/// The most virtual devices a stack holds: one per 12-bit discriminator.
+pub const MAX_DEVICES: usize = 0x1000;
 /// The enrollment group every instance holds for the fleet.
 const ENROLLMENT_GROUP: &str = "fieldlink-fleet";
 
@@ -186,13 +188,24 @@ impl LocalStack {
             Duration::from_millis(5),
             clock.clone(),
         );
+        if config.devices > MAX_DEVICES {
+            return Err(CliError::new(
+                Exit::Usage,
+                "usage",
+                format!("at most {MAX_DEVICES} virtual devices (one per discriminator)"),
+            ));
+        }
+        // Unique discriminators, as a factory assigns them: two devices advertising the same
+        // one would make the installer pick between them by signal strength alone.
+        let mut discriminators: Vec<u16> = (0..0x1000).collect();
+        discriminators.shuffle(&mut rng);
         let mut devices = Vec::with_capacity(config.devices);
-        for index in 1..=config.devices {
+        for (index, discriminator) in (1..=config.devices).zip(discriminators) {
             let registration_id = format!("{}-{index:04}", config.prefix);
             let payload = OnboardingPayload::new(
                 registration_id.clone(),
                 PopSecret::generate(&mut rng),
-                rng.gen_range(0..0x1000),
+                discriminator,
                 0x0042,
             )
             .map_err(|error| startup_error("a device label", error))?;
