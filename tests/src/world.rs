@@ -1,5 +1,6 @@
 //! The in-process world: N virtual devices (real device agents with in-memory stores and
-//! simulated networks) behind the core's [`InMemoryRadio`], a DPS emulator on loopback HTTPS
+//! simulated networks, assembled like the device agent's `VirtualFleet` but keeping each
+//! `DeviceAgent` reachable, which the BLE bench needs to serve it over BlueZ) behind the core's [`InMemoryRadio`], a DPS emulator on loopback HTTPS
 //! they really register with, a [`LocalAssignmentSigner`] the devices trust and an
 //! [`EmulatorStatusSource`] for confirmation.
 //!
@@ -215,10 +216,21 @@ impl World {
         let mut devices = Vec::with_capacity(config.devices);
         for index in 0..config.devices {
             let registration_id = format!("world-device-{index:04}");
+            // Distinct discriminators, as the device agent's virtual fleet does, so a label
+            // always picks out one device.
+            let discriminator = loop {
+                let candidate: u16 = rng.gen_range(0..0x1000);
+                if !devices
+                    .iter()
+                    .any(|d: &WorldDevice| d.payload.discriminator == candidate)
+                {
+                    break candidate;
+                }
+            };
             let payload = OnboardingPayload::new(
                 registration_id.clone(),
                 PopSecret::generate(&mut rng),
-                rng.gen_range(0..0x1000),
+                discriminator,
                 0x0042,
             )
             .expect("generated labels are valid");

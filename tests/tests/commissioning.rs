@@ -31,7 +31,7 @@ fn config(mtu: u16) -> WorldConfig {
 async fn state_becomes(agent: &DeviceAgent, expected: DeviceState) -> Option<DeviceState> {
     // The device reacts to the installer's last message or disconnect asynchronously.
     agent
-        .wait_for_state(Duration::from_secs(5), |state| state == expected)
+        .wait_for_state(Duration::from_secs(15), |state| state == expected)
         .await
         .or_else(|| agent.state())
 }
