@@ -1,14 +1,13 @@
 //! `FieldlinkClient`: one installer profile (provisioning API + issuer) and everything an app
 //! does with it: commission, cancel, registration status, history.
 
-use std::{
-    sync::{Arc, Mutex, PoisonError},
-    time::Instant,
-};
+use std::{path::PathBuf, sync::Arc, time::Instant};
 
 use fieldlink_core::{
     CommissionError,
+    api_client::{AccessTokenSource, ApiClientConfig, ProvisioningApiClient},
     assignment::{AssignmentSource, RegistrationStatusSource},
+    auth::{AuthClient, Profile},
     journal::{AttemptId, AttemptOutcome, AttemptQuery, Installer, Journal, NewAttempt},
     workflow::{Commissioner, CommissioningConfig},
 };
@@ -24,21 +23,29 @@ use crate::{
     progress::{ForeignProgress, ProgressListener},
     report::{CommissioningReport, RegistrationStatus},
     runtime,
+    secrets::{ForeignSecretStore, SecretStore},
+    sign_in::{DeviceCodePrompt, PendingSignIn, SignInListener, SignOutReport, SignedIn},
 };
 
 /// An installer profile: which organisation's services to use.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ProfileConfig {
-    /// A short name for the profile (`"acme"`), recorded in the history.
+    /// A short name for the profile (`"acme"`): 1-64 letters, digits, `-`, `_`, `.`. Names
+    /// the stored tokens and is recorded in the history.
     pub name: String,
     /// The provisioning API base URL (`https://provisioning.example.com`).
     pub api_url: String,
-    /// The OIDC issuer URL.
+    /// The OIDC issuer URL (exactly its `iss`).
     pub issuer_url: String,
-    /// The OIDC client id registered for the app.
+    /// The OIDC public client id registered for the app.
     pub client_id: String,
+    /// Scopes to request; empty = `openid profile offline_access`. Entra ID also needs the
+    /// API's scope (`api://fieldlink-api/Commission`).
+    pub scopes: Vec<String>,
     /// Extra CA certificates (PEM) to trust for the API and the issuer (private PKI, sandbox).
     pub ca_pem: Option<String>,
+    /// Allow plain `http://` to loopback hosts only (local sandboxes, tests).
+    pub allow_insecure_loopback: bool,
 }
 
 /// Network settings pushed to the device with its ticket.
@@ -144,6 +151,10 @@ pub(crate) struct ClientServices {
     pub(crate) config: CommissioningConfig,
     pub(crate) profile: String,
     pub(crate) journal: Option<Arc<Journal>>,
+    /// Sign-in (`None` in the sandbox, which needs none).
+    pub(crate) auth: Option<Arc<AuthClient>>,
+    /// The provisioning API (`None` in the sandbox).
+    pub(crate) api: Option<Arc<ProvisioningApiClient>>,
 }
 
 /// One installer profile, signed in or not. Thread-safe; one client can run several
@@ -151,7 +162,6 @@ pub(crate) struct ClientServices {
 #[derive(uniffi::Object)]
 pub struct FieldlinkClient {
     services: ClientServices,
-    identity: Mutex<String>,
 }
 
 impl std::fmt::Debug for FieldlinkClient {
@@ -162,31 +172,50 @@ impl std::fmt::Debug for FieldlinkClient {
     }
 }
 
-/// Opens the journal at `path` (`None`: no history).
-pub(crate) fn open_journal(path: Option<String>) -> Result<Option<Arc<Journal>>, FieldlinkError> {
-    path.map(|path| {
-        Journal::open(path)
-            .map(Arc::new)
-            .map_err(FieldlinkError::from)
-    })
-    .transpose()
+/// Writes `pem` to `dir/ca-<profile>.pem` (the core's sign-in profile takes a CA file).
+fn write_ca_file(
+    dir: &std::path::Path,
+    profile: &str,
+    pem: &str,
+) -> Result<PathBuf, FieldlinkError> {
+    let path = dir.join(format!("ca-{profile}.pem"));
+    let staging = dir.join(format!(".ca-{profile}.pem.new"));
+    std::fs::write(&staging, pem)
+        .and_then(|()| std::fs::rename(&staging, &path))
+        .map_err(|error| {
+            FieldlinkError::invalid_argument(format!(
+                "cannot write the CA file in data_dir: {error}"
+            ))
+        })?;
+    Ok(path)
 }
 
 impl FieldlinkClient {
     pub(crate) fn with_services(services: ClientServices) -> Arc<Self> {
-        Arc::new(Self {
-            services,
-            identity: Mutex::new("local:app".to_owned()),
+        Arc::new(Self { services })
+    }
+
+    fn auth(&self) -> Result<Arc<AuthClient>, FieldlinkError> {
+        self.services.auth.clone().ok_or_else(|| {
+            FieldlinkError::invalid_argument("this client has no identity provider (sandbox)")
         })
     }
 
-    fn installer(&self) -> Installer {
+    /// Who runs a commissioning: the signed-in subject, or `local:app` before sign-in.
+    async fn installer(&self) -> Installer {
+        let identity = match &self.services.auth {
+            Some(auth) => {
+                let auth = Arc::clone(auth);
+                runtime::run(async move { auth.session().await })
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|session| session.identity.subject)
+            }
+            None => None,
+        };
         Installer {
-            identity: self
-                .identity
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
+            identity: identity.unwrap_or_else(|| "local:app".to_owned()),
             profile: self.services.profile.clone(),
         }
     }
@@ -204,6 +233,115 @@ impl Drop for CancelOnDrop {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl FieldlinkClient {
+    /// A client for `profile`. `data_dir` is the app's private storage (Android `filesDir`, iOS
+    /// Application Support): the history database (`journal.sqlite`) and the profile's CA file
+    /// live there. Sign-in tokens go to `secrets` (Keystore, Keychain), nowhere else. No
+    /// network access until a sign-in or a commissioning.
+    #[uniffi::constructor]
+    pub fn new(
+        profile: ProfileConfig,
+        data_dir: String,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Result<Arc<Self>, FieldlinkError> {
+        let dir = PathBuf::from(data_dir);
+        std::fs::create_dir_all(&dir).map_err(|error| {
+            FieldlinkError::invalid_argument(format!("cannot create data_dir: {error}"))
+        })?;
+        let mut core_profile = Profile::new(
+            profile.name.clone(),
+            profile.api_url.clone(),
+            profile.issuer_url.clone(),
+            profile.client_id.clone(),
+        );
+        if !profile.scopes.is_empty() {
+            core_profile.scopes = profile.scopes.clone();
+        }
+        core_profile.allow_insecure_loopback = profile.allow_insecure_loopback;
+        core_profile.validate()?;
+        if let Some(pem) = &profile.ca_pem {
+            core_profile.ca_file = Some(write_ca_file(&dir, &profile.name, pem)?);
+        }
+        let auth = AuthClient::new(core_profile, Arc::new(ForeignSecretStore(secrets)))?;
+        let mut api_config = ApiClientConfig::new(profile.api_url.clone());
+        api_config.extra_ca_pem = profile.ca_pem.clone();
+        api_config.allow_insecure_loopback = profile.allow_insecure_loopback;
+        let tokens: Arc<dyn AccessTokenSource> = auth.clone();
+        let api = Arc::new(ProvisioningApiClient::new(api_config, tokens)?);
+        let journal = Journal::open(dir.join("journal.sqlite"))?;
+        Ok(Self::with_services(ClientServices {
+            assignments: api.clone(),
+            status: api.clone(),
+            config: CommissioningConfig::default(),
+            profile: profile.name,
+            journal: Some(Arc::new(journal)),
+            auth: Some(auth),
+            api: Some(api),
+        }))
+    }
+
+    /// Signs in with the device-code flow (RFC 8628): `listener` receives the code to show,
+    /// then this polls the issuer until the user approves on any device. Cancel by cancelling
+    /// the calling coroutine/task.
+    pub async fn sign_in_with_device_code(
+        &self,
+        listener: Box<dyn SignInListener>,
+    ) -> Result<SignedIn, FieldlinkError> {
+        let auth = self.auth()?;
+        let session = runtime::run(async move {
+            let started = auth.start_device_sign_in().await?;
+            listener.on_device_code(DeviceCodePrompt::from(started.prompt()));
+            auth.finish_device_sign_in(started).await
+        })
+        .await?;
+        Ok(session.into())
+    }
+
+    /// Starts a browser sign-in (authorization code + PKCE) whose redirect is `redirect_uri`,
+    /// the app's registered custom scheme (`com.example.fieldlink:/oauth/callback`). Open
+    /// `authorize_url()` of the result, then call `complete_sign_in` with the URL the browser
+    /// is redirected to.
+    pub async fn begin_sign_in(
+        &self,
+        redirect_uri: String,
+    ) -> Result<Arc<PendingSignIn>, FieldlinkError> {
+        let auth = self.auth()?;
+        let pending =
+            runtime::run(async move { auth.begin_authorization(&redirect_uri).await }).await?;
+        Ok(Arc::new(PendingSignIn::new(pending)))
+    }
+
+    /// Completes a browser sign-in with the redirect URL the app received (checks state,
+    /// issuer and PKCE, stores the tokens in the `SecretStore`).
+    pub async fn complete_sign_in(
+        &self,
+        pending: Arc<PendingSignIn>,
+        redirect_url: String,
+    ) -> Result<SignedIn, FieldlinkError> {
+        let auth = self.auth()?;
+        let pending = pending.take().ok_or_else(|| {
+            FieldlinkError::invalid_argument("this sign-in was already completed")
+        })?;
+        let session =
+            runtime::run(async move { auth.complete_authorization(pending, &redirect_url).await })
+                .await?;
+        Ok(session.into())
+    }
+
+    /// The stored sign-in, if any (no network access).
+    pub async fn session(&self) -> Result<Option<SignedIn>, FieldlinkError> {
+        let auth = self.auth()?;
+        let session = runtime::run(async move { auth.session().await }).await?;
+        Ok(session.map(Into::into))
+    }
+
+    /// Signs out: revokes the refresh token where the issuer supports it, and always forgets
+    /// the tokens locally.
+    pub async fn sign_out(&self) -> Result<SignOutReport, FieldlinkError> {
+        let auth = self.auth()?;
+        let report = runtime::run(async move { auth.logout().await }).await?;
+        Ok(report.into())
+    }
+
     /// The profile name.
     pub fn profile_name(&self) -> String {
         self.services.profile.clone()
@@ -228,7 +366,7 @@ impl FieldlinkClient {
         let attempt = match &journal {
             Some(journal) => Some(journal.begin_attempt(&NewAttempt {
                 registration_id: request.registration_id.clone().unwrap_or_default(),
-                installer: self.installer(),
+                installer: self.installer().await,
                 batch_item: None,
                 transport: "app".to_owned(),
             })?),
@@ -263,12 +401,22 @@ impl FieldlinkClient {
         result.map(Into::into).map_err(Into::into)
     }
 
-    /// What the provisioning service reports for `registration_id`, asked about the
-    /// assignment the latest journaled attempt for that device obtained.
+    /// What the provisioning service reports for `registration_id` (DPS's registration state
+    /// as the API sees it). A sandbox client asks about the assignment of the latest journaled
+    /// attempt for that device.
     pub async fn registration_status(
         &self,
         registration_id: String,
     ) -> Result<RegistrationStatus, FieldlinkError> {
+        if let Some(api) = self.services.api.clone() {
+            return runtime::run(async move {
+                api.registration(&registration_id)
+                    .await
+                    .map(|registration| registration.view.into())
+                    .map_err(|error| FieldlinkError::from_api(&error, &registration_id))
+            })
+            .await;
+        }
         let journal = self.services.journal.clone().ok_or_else(|| {
             FieldlinkError::invalid_argument("registration status needs a client with a journal")
         })?;

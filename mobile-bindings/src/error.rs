@@ -11,7 +11,12 @@
 //! foreign traits return; they are mapped onto the core's internal error types here.
 
 use fieldlink_core::{
-    CommissionError, assignment::ServiceError, journal::JournalError, transport::TransportError,
+    CommissionError,
+    api_client::{ApiClientError, ConfigError},
+    assignment::ServiceError,
+    auth::AuthError,
+    journal::JournalError,
+    transport::TransportError,
 };
 
 macro_rules! fieldlink_error {
@@ -113,6 +118,30 @@ fieldlink_error! {
     Forbidden = "forbidden",
     /// A bug or an unexpected condition.
     Internal = "internal",
+    /// No stored sign-in for this profile: sign in.
+    NotSignedIn = "not_signed_in",
+    /// The sign-in ended (refresh refused, revoked): sign in again.
+    SessionExpired = "session_expired",
+    /// The user or the issuer denied the sign-in.
+    AccessDenied = "access_denied",
+    /// The device code or browser sign-in ran out of time.
+    SignInExpired = "sign_in_expired",
+    /// The identity provider is unreachable (retryable).
+    IssuerUnavailable = "issuer_unavailable",
+    /// The identity provider's configuration is unusable.
+    DiscoveryFailed = "discovery_failed",
+    /// The identity provider refused with an OAuth error.
+    IssuerRejected = "issuer_rejected",
+    /// The identity provider lacks a needed capability (e.g. the device grant).
+    Unsupported = "unsupported",
+    /// The browser redirect is not the one this sign-in expects (state, issuer, shape).
+    InvalidRedirect = "invalid_redirect",
+    /// The profile is incomplete or malformed.
+    InvalidProfile = "invalid_profile",
+    /// A URL is refused (plain HTTP outside loopback).
+    InsecureUrl = "insecure_url",
+    /// The app's secret store is locked or unavailable.
+    KeyringUnavailable = "keyring_unavailable",
     /// The history database failed (disk full, corrupt file).
     JournalError = "journal_error",
     /// The history database cannot be opened (bad path, no permission).
@@ -164,6 +193,31 @@ impl From<CommissionError> for FieldlinkError {
 impl From<JournalError> for FieldlinkError {
     fn from(error: JournalError) -> Self {
         Self::from_parts(error.code(), error.to_string(), false, None, "{}".into())
+    }
+}
+
+impl From<AuthError> for FieldlinkError {
+    fn from(error: AuthError) -> Self {
+        Self::from_parts(
+            error.code(),
+            error.to_string(),
+            error.is_retryable(),
+            None,
+            "{}".into(),
+        )
+    }
+}
+
+impl From<ConfigError> for FieldlinkError {
+    fn from(error: ConfigError) -> Self {
+        Self::from_parts(error.code(), error.to_string(), false, None, "{}".into())
+    }
+}
+
+impl FieldlinkError {
+    /// A provisioning-API failure about `registration_id`, mapped by the core.
+    pub(crate) fn from_api(error: &ApiClientError, registration_id: &str) -> Self {
+        Self::from(&error.to_commission_error(registration_id))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod progress;
 pub mod report;
 mod runtime;
 pub mod secrets;
+pub mod sign_in;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod uuid;

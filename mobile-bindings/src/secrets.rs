@@ -27,13 +27,6 @@ pub trait SecretStore: Send + Sync {
 }
 
 /// The core's store over an app's [`SecretStore`].
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "sign-in keeps its tokens here once fieldlink_core::auth lands"
-    )
-)]
 pub(crate) struct ForeignSecretStore(pub(crate) Arc<dyn SecretStore>);
 
 impl std::fmt::Debug for ForeignSecretStore {
@@ -44,13 +37,6 @@ impl std::fmt::Debug for ForeignSecretStore {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "sign-in keeps its tokens here once fieldlink_core::auth lands"
-    )
-)]
 impl ForeignSecretStore {
     fn failure(&self, error: SecretStoreError) -> SecretError {
         match error {

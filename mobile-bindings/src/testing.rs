@@ -5,12 +5,15 @@
 //! `BleLink` can sit between the core and a virtual device exactly where `BluetoothGatt` or
 //! CoreBluetooth sits in an app.
 
+mod identity;
+
 use std::{
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
 use fieldlink_core::{
+    journal::Journal,
     transport::{
         BleConnection, BleTransport, LinkEvent, PeripheralId, ScanFilter,
         memory::{Direction, Fault, FaultAction, FaultPoint, InMemoryRadio, LinkModel},
@@ -27,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ble_link::{ScannedDevice, ServiceDataEntry},
-    client::{ClientServices, FieldlinkClient, open_journal},
+    client::{ClientServices, FieldlinkClient},
     error::{BleLinkError, FieldlinkError},
     report::CommissioningReport,
     runtime,
@@ -83,6 +86,16 @@ impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sandbox").finish_non_exhaustive()
     }
+}
+
+/// Opens the journal at `path` (`None`: no history).
+fn open_journal(path: Option<String>) -> Result<Option<Arc<Journal>>, FieldlinkError> {
+    path.map(|path| {
+        Journal::open(path)
+            .map(Arc::new)
+            .map_err(FieldlinkError::from)
+    })
+    .transpose()
 }
 
 fn stopped() -> FieldlinkError {
@@ -193,6 +206,8 @@ impl Sandbox {
                 config: world.commissioning_config(),
                 profile: "sandbox".to_owned(),
                 journal,
+                auth: None,
+                api: None,
             })
         })
     }
