@@ -456,6 +456,15 @@ pub struct ProfileAddArgs {
     /// Default network profile.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
+    /// OIDC public client id [default: fieldlink-cli].
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// OIDC scope to request (repeat for several) [default: openid profile offline_access].
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Allow plain http:// to loopback addresses (local development only).
+    #[arg(long)]
+    pub allow_insecure_loopback: bool,
     /// Also make it the default profile.
     #[arg(long)]
     pub default: bool,

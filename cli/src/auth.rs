@@ -1,67 +1,145 @@
-//! Sign-in for the CLI: `login`, `logout`, `whoami`.
+//! Sign-in for the CLI (`login`, `logout`, `whoami`) over the core's OIDC client
+//! (`fieldlink_core::auth::AuthClient`): the device authorization grant with the verification
+//! URL and a terminal QR code, tokens in the OS keyring (`KeyringStore`; no keyring means a
+//! typed error, never plaintext), refresh before expiry and on a 401 when the API client asks.
 //!
-//! The OIDC client (device-code flow, refresh, revocation) and the keyring-backed secret store
-//! belong to the core's auth module. Until this build has it, [`SignIn::current`] is the only
-//! provider: it knows nobody is signed in, `login` fails with the typed `signin_unavailable`
-//! error (exit code 5), and `logout` has nothing to forget. When the auth module lands, a
-//! provider that wraps it implements [`SignIn`] and [`provider`] returns it; nothing else in the
-//! CLI changes (the journal already records [`identity`]).
+//! A profile needs `api_url` and `issuer_url` to sign in (`client_id` defaults to
+//! [`DEFAULT_CLIENT_ID`]). A sandbox profile (`sandbox = MANIFEST`) needs no sign-in.
+
+use std::sync::Arc;
+
+use fieldlink_core::{
+    auth::{AuthClient, AuthError, DevicePrompt, LogoutReport, Profile as AuthProfile, Session},
+    secrets::{KeyringStore, SecretStore},
+};
+use serde_json::json;
 
 use crate::{
     config::Settings,
     exit::{CliError, Exit},
+    output::Output,
 };
 
-/// Who is signed in under a profile.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SignedIn {
-    /// Subject or e-mail from the ID token.
-    pub subject: String,
-    /// Tenant.
-    pub tenant: Option<String>,
-    /// Access-token expiry (unix seconds).
-    pub expires_at: Option<i64>,
+/// The public client id used when a profile names none.
+pub const DEFAULT_CLIENT_ID: &str = "fieldlink-cli";
+
+/// A CLI error for an auth failure, with the core's stable code.
+pub fn auth_error(error: &AuthError) -> CliError {
+    let exit = match error.code() {
+        "invalid_profile" | "insecure_url" => Exit::Config,
+        "issuer_unavailable" | "discovery_failed" => Exit::ServiceUnavailable,
+        _ => Exit::Auth,
+    };
+    CliError::new(exit, error.code(), error.to_string())
 }
 
-/// A sign-in provider.
-pub trait SignIn {
-    /// Signs in (device-code flow); returns who.
-    fn login(&self, settings: &Settings, no_browser: bool) -> Result<SignedIn, CliError>;
-    /// Revokes and forgets the profile's tokens; `true` if there were any.
-    fn logout(&self, settings: &Settings) -> Result<bool, CliError>;
-    /// Who is signed in, if anyone.
-    fn signed_in(&self, settings: &Settings) -> Option<SignedIn>;
-}
-
-/// The provider while the build has no OIDC client.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Unavailable;
-
-impl SignIn for Unavailable {
-    fn login(&self, settings: &Settings, _no_browser: bool) -> Result<SignedIn, CliError> {
-        Err(CliError::new(
-            Exit::Auth,
-            "signin_unavailable",
+/// The core's sign-in profile for the active profile, with `api_url` overriding its API URL.
+pub fn sign_in_profile(
+    settings: &Settings,
+    api_url: Option<&str>,
+) -> Result<AuthProfile, CliError> {
+    let profile = &settings.profile;
+    let api_url = api_url
+        .map(str::to_owned)
+        .or_else(|| profile.api_url.clone());
+    let (Some(api_url), Some(issuer_url)) = (api_url, profile.issuer_url.clone()) else {
+        return Err(CliError::new(
+            Exit::Config,
+            "profile_incomplete",
             format!(
-                "sign-in is not available in this build of fieldlink yet (no OIDC client); \
-                 profile {:?} cannot sign in. Sandboxes need no sign-in: use `--sandbox MANIFEST`",
-                settings.profile_name
+                "profile {:?} needs an API URL and an issuer URL to sign in: `fieldlink profile \
+                 add {} --api-url URL --issuer-url URL` (sandboxes need no sign-in)",
+                settings.profile_name, settings.profile_name
             ),
-        ))
+        ));
+    };
+    let mut core = AuthProfile::new(
+        settings.profile_name.clone(),
+        api_url,
+        issuer_url,
+        profile
+            .client_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned()),
+    );
+    if let Some(scopes) = &profile.scopes {
+        core.scopes = scopes.clone();
     }
+    core.ca_file = profile.ca_file.clone();
+    core.allow_insecure_loopback = profile.allow_insecure_loopback;
+    Ok(core)
+}
 
-    fn logout(&self, _settings: &Settings) -> Result<bool, CliError> {
-        Ok(false)
+/// The OIDC client of the active profile, keeping tokens in the OS keyring.
+pub fn client(settings: &Settings, api_url: Option<&str>) -> Result<Arc<AuthClient>, CliError> {
+    let profile = sign_in_profile(settings, api_url)?;
+    let store: Arc<dyn SecretStore> = Arc::new(
+        KeyringStore::open()
+            .map_err(|error| CliError::new(Exit::Auth, error.code(), error.to_string()))?,
+    );
+    AuthClient::new(profile, store).map_err(|error| auth_error(&error))
+}
+
+fn show_prompt(prompt: &DevicePrompt, output: &Output) {
+    output.event(
+        "sign_in_prompt",
+        &json!({
+            "user_code": prompt.user_code,
+            "verification_uri": prompt.verification_uri,
+            "verification_uri_complete": prompt.verification_uri_complete,
+            "expires_at": prompt.expires_at,
+        }),
+    );
+    if output.is_json() {
+        return;
     }
-
-    fn signed_in(&self, _settings: &Settings) -> Option<SignedIn> {
-        None
+    // The prompt goes to stderr: stdout stays for results.
+    eprintln!(
+        "To sign in, open {} and enter the code {}",
+        prompt.verification_uri, prompt.user_code
+    );
+    if let Some(qr) = &prompt.qr {
+        eprintln!("{qr}");
     }
 }
 
-/// The provider of this build.
-pub fn provider() -> Box<dyn SignIn> {
-    Box::new(Unavailable)
+/// Signs in with the device authorization grant.
+pub async fn login(settings: &Settings, output: &Output) -> Result<Session, CliError> {
+    let client = client(settings, None)?;
+    client
+        .sign_in_with_device_code(|prompt| show_prompt(prompt, output))
+        .await
+        .map_err(|error| auth_error(&error))
+}
+
+/// Signs out (revocation where supported; the local tokens are always forgotten). A profile
+/// that cannot sign in has nothing to forget.
+pub async fn logout(settings: &Settings) -> Result<LogoutReport, CliError> {
+    if sign_in_profile(settings, None).is_err() {
+        return Ok(LogoutReport {
+            was_signed_in: false,
+            revoked: false,
+            revocation_note: None,
+        });
+    }
+    client(settings, None)?
+        .logout()
+        .await
+        .map_err(|error| auth_error(&error))
+}
+
+/// The stored session of the active profile, if any (no network; `None` for a profile that
+/// cannot sign in or without a usable keyring).
+pub async fn session(settings: &Settings) -> Option<Session> {
+    sign_in_profile(settings, None).ok()?;
+    let client = match client(settings, None) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::debug!(code = %error.code, "no sign-in session: {error}");
+            return None;
+        }
+    };
+    client.session().await.ok().flatten()
 }
 
 /// The local user's name (`$USER`, `$LOGNAME`, else `unknown`).
@@ -72,10 +150,15 @@ pub fn local_user() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The identity recorded in the journal: the signed-in subject, else `local:<user>`.
-pub fn identity(settings: &Settings) -> String {
-    provider()
-        .signed_in(settings)
-        .map(|who| who.subject)
-        .unwrap_or_else(|| format!("local:{}", local_user()))
+/// The identity the journal records: the signed-in subject (name when given), else
+/// `local:<user>`.
+pub async fn identity(settings: &Settings) -> String {
+    match session(settings).await {
+        Some(session) => session
+            .identity
+            .name
+            .clone()
+            .unwrap_or(session.identity.subject),
+        None => format!("local:{}", local_user()),
+    }
 }

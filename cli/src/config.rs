@@ -61,6 +61,15 @@ pub struct Profile {
     /// Default network profile for `commission`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// OIDC public client id [default: `fieldlink-cli`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// OIDC scopes [default: `openid profile offline_access`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// Allow plain `http://` to loopback addresses only (local development).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_loopback: bool,
 }
 
 /// A Wi-Fi network devices should join.

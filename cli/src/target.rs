@@ -4,6 +4,7 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use fieldlink_core::{
+    api_client::{ApiClientConfig, ProvisioningApiClient},
     journal::{Installer, Journal},
     transport::BleTransport,
     workflow::CommissioningConfig,
@@ -32,7 +33,7 @@ pub enum Target {
         /// Its fleet socket.
         client: FleetClient,
     },
-    /// Real devices over Bluetooth, tickets from the provisioning API.
+    /// Real devices over Bluetooth, tickets and status from the provisioning API (signed in).
     Ble {
         /// Adapter.
         adapter: Option<String>,
@@ -92,7 +93,23 @@ impl Target {
                 assignments: Arc::new(client.clone()),
                 status: Arc::new(client.clone()),
             }),
-            Target::Ble { api_url, .. } => Err(api_client_missing(settings, api_url.as_deref())),
+            Target::Ble {
+                adapter,
+                api_url,
+                ca_file,
+            } => {
+                let Some(api_url) = api_url else {
+                    return Err(no_api(settings));
+                };
+                let api = provisioning_api(settings, api_url, ca_file.as_deref())?;
+                let transport = open_bluetooth(adapter.clone()).await?;
+                Ok(Backend {
+                    name: "bluez".into(),
+                    transport,
+                    assignments: api.clone(),
+                    status: api,
+                })
+            }
         }
     }
 
@@ -107,23 +124,37 @@ impl Target {
     }
 }
 
-/// The typed error while the core has no provisioning-API client.
-fn api_client_missing(settings: &Settings, api_url: Option<&str>) -> CliError {
-    match api_url {
-        None => CliError::config(format!(
-            "profile {:?} has no provisioning API: add one with `fieldlink profile add {} \
-             --api-url URL`, or use a sandbox with `--sandbox MANIFEST`",
-            settings.profile_name, settings.profile_name
-        )),
-        Some(url) => CliError::new(
-            Exit::Config,
-            "api_client_unavailable",
-            format!(
-                "this build of fieldlink cannot talk to the provisioning API at {url} yet (its \
-                 client is not in the core); use a sandbox with `--sandbox MANIFEST`"
-            ),
-        ),
+fn no_api(settings: &Settings) -> CliError {
+    CliError::config(format!(
+        "profile {:?} has no provisioning API: add one with `fieldlink profile add {} \
+         --api-url URL --issuer-url URL`, or use a sandbox with `--sandbox MANIFEST`",
+        settings.profile_name, settings.profile_name
+    ))
+}
+
+/// The core's provisioning-API client for `api_url`, authenticated by the profile's sign-in.
+fn provisioning_api(
+    settings: &Settings,
+    api_url: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<ProvisioningApiClient>, CliError> {
+    let tokens = auth::client(settings, Some(api_url))?;
+    let mut config = ApiClientConfig::new(api_url);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read_to_string(path).map_err(|error| {
+            CliError::config(format!(
+                "cannot read the CA file {}: {error}",
+                path.display()
+            ))
+        })?;
+        config = config.with_ca_pem(pem);
     }
+    if settings.profile.allow_insecure_loopback {
+        config = config.allowing_insecure_loopback();
+    }
+    let client = ProvisioningApiClient::new(config, tokens)
+        .map_err(|error| CliError::new(Exit::Config, error.code(), error.to_string()))?;
+    Ok(Arc::new(client))
 }
 
 async fn open_bluetooth(adapter: Option<String>) -> Result<Arc<dyn BleTransport>, CliError> {
@@ -148,9 +179,9 @@ pub fn open_journal(settings: &Settings) -> Result<Arc<Journal>, CliError> {
 }
 
 /// Who is commissioning: the signed-in identity, else the local user, under the active profile.
-pub fn installer(settings: &Settings) -> Installer {
+pub async fn installer(settings: &Settings) -> Installer {
     Installer {
-        identity: auth::identity(settings),
+        identity: auth::identity(settings).await,
         profile: settings.profile_name.clone(),
     }
 }

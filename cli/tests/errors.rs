@@ -98,16 +98,39 @@ fn a_missing_api_or_sandbox_is_a_configuration_or_transport_error() {
 }
 
 #[test]
-fn sign_in_is_a_typed_auth_error_until_the_oidc_client_exists() {
+fn sign_in_errors_are_typed() {
     let env = common::Env::new();
+    // No API/issuer in the profile: a configuration error, before any network or keyring.
     let (code, error) = json_error(&env, &["login"]);
-    assert_eq!(code, 5);
-    assert_eq!(error["code"], "signin_unavailable");
+    assert_eq!(code, 8);
+    assert_eq!(error["code"], "profile_incomplete");
     env.command().arg("logout").assert().success();
     let output = env.command().args(["--json", "whoami"]).output().unwrap();
     let result = common::result(&output.stdout);
     assert_eq!(result["signed_in"], Value::Null);
     assert!(result["installer"].as_str().unwrap().starts_with("local:"));
+    // A configured issuer that cannot be used here: no keyring in this process (exit 5), or
+    // the issuer unreachable (exit 6). Never a panic, never plaintext tokens.
+    env.command()
+        .args([
+            "profile",
+            "add",
+            "dead",
+            "--api-url",
+            "https://127.0.0.1:9/",
+            "--issuer-url",
+            "https://127.0.0.1:9/issuer",
+        ])
+        .assert()
+        .success();
+    let (code, error) = json_error(&env, &["--profile", "dead", "login"]);
+    assert!(matches!(code, 5 | 6), "{code} {error}");
+    let known = [
+        "keyring_unavailable",
+        "issuer_unavailable",
+        "discovery_failed",
+    ];
+    assert!(known.contains(&error["code"].as_str().unwrap()), "{error}");
 }
 
 #[test]
@@ -149,11 +172,13 @@ fn profiles_are_saved_and_selected() {
         .output()
         .unwrap();
     assert_eq!(common::result(&output.stdout)["profile"], "acme");
-    // A configured API without a client in this build: typed, exit 8.
+    // A configured API: the provisioning-API client needs the profile's sign-in (exit 5
+    // without a usable keyring here), then Bluetooth (exit 7 without an adapter).
     let payload = generated_payload(&env);
     let (code, error) = json_error(&env, &["--profile", "acme", "commission", &payload]);
-    assert_eq!(code, 8);
-    assert_eq!(error["code"], "api_client_unavailable");
+    assert!(matches!(code, 5 | 7), "{code} {error}");
+    let known = ["keyring_unavailable", "bluetooth_unavailable"];
+    assert!(known.contains(&error["code"].as_str().unwrap()), "{error}");
     env.command()
         .args(["profile", "use", "nope"])
         .assert()

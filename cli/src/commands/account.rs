@@ -11,27 +11,40 @@ use crate::{
 };
 
 /// Runs `login`.
-pub fn login(args: LoginArgs, context: &Context) -> Result<Exit, CliError> {
+pub async fn login(_args: LoginArgs, context: &Context) -> Result<Exit, CliError> {
     let settings = context.settings()?;
-    let who = auth::provider().login(&settings, args.no_browser)?;
+    let session = auth::login(&settings, &context.output).await?;
     context.output.line(format!(
         "signed in as {} (profile {})",
-        who.subject, settings.profile_name
+        session
+            .identity
+            .name
+            .as_deref()
+            .unwrap_or(&session.identity.subject),
+        settings.profile_name
     ));
     context.output.result(
         "login",
         Exit::Success,
-        json!({"profile": settings.profile_name, "signed_in": who}),
+        json!({"profile": settings.profile_name, "session": session}),
     );
     Ok(Exit::Success)
 }
 
 /// Runs `logout`.
-pub fn logout(context: &Context) -> Result<Exit, CliError> {
+pub async fn logout(context: &Context) -> Result<Exit, CliError> {
     let settings = context.settings()?;
-    let forgot = auth::provider().logout(&settings)?;
-    context.output.line(if forgot {
-        format!("signed out of profile {}", settings.profile_name)
+    let report = auth::logout(&settings).await?;
+    context.output.line(if report.was_signed_in {
+        format!(
+            "signed out of profile {}{}",
+            settings.profile_name,
+            if report.revoked {
+                " (tokens revoked)"
+            } else {
+                " (tokens forgotten locally)"
+            }
+        )
     } else {
         format!(
             "not signed in to profile {}; nothing to forget",
@@ -41,16 +54,21 @@ pub fn logout(context: &Context) -> Result<Exit, CliError> {
     context.output.result(
         "logout",
         Exit::Success,
-        json!({"profile": settings.profile_name, "forgot_tokens": forgot}),
+        json!({
+            "profile": settings.profile_name,
+            "was_signed_in": report.was_signed_in,
+            "revoked": report.revoked,
+            "revocation_note": report.revocation_note,
+        }),
     );
     Ok(Exit::Success)
 }
 
 /// Runs `whoami`.
-pub fn whoami(context: &Context) -> Result<Exit, CliError> {
+pub async fn whoami(context: &Context) -> Result<Exit, CliError> {
     let settings = context.settings()?;
-    let signed_in = auth::provider().signed_in(&settings);
-    let identity = auth::identity(&settings);
+    let session = auth::session(&settings).await;
+    let identity = auth::identity(&settings).await;
     let output = &context.output;
     output.line(format!(
         "profile:   {}{}",
@@ -64,8 +82,17 @@ pub fn whoami(context: &Context) -> Result<Exit, CliError> {
     output.line(format!("installer: {identity}"));
     output.line(format!(
         "signed in: {}",
-        match &signed_in {
-            Some(who) => format!("yes, as {}", who.subject),
+        match &session {
+            Some(session) => format!(
+                "yes, as {}{}",
+                session.identity.subject,
+                session
+                    .identity
+                    .tenant
+                    .as_deref()
+                    .map(|t| format!(" (tenant {t})"))
+                    .unwrap_or_default()
+            ),
             None => "no".to_owned(),
         }
     ));
@@ -83,7 +110,7 @@ pub fn whoami(context: &Context) -> Result<Exit, CliError> {
             "profile": settings.profile_name,
             "profile_configured": settings.profile_exists,
             "installer": identity,
-            "signed_in": signed_in,
+            "signed_in": session,
             "journal": settings.journal_path,
         }),
     );
@@ -200,6 +227,15 @@ fn merge(mut profile: Profile, args: ProfileAddArgs) -> Profile {
     }
     if args.network.is_some() {
         profile.network = args.network;
+    }
+    if args.client_id.is_some() {
+        profile.client_id = args.client_id;
+    }
+    if !args.scopes.is_empty() {
+        profile.scopes = Some(args.scopes);
+    }
+    if args.allow_insecure_loopback {
+        profile.allow_insecure_loopback = true;
     }
     profile
 }

@@ -56,7 +56,7 @@ pub async fn run(args: CommissionArgs, context: &Context) -> Result<Exit, CliErr
         backend,
         config: target.commissioning_config(Duration::from_secs(args.timeout)),
         journal: Some(journal),
-        installer: installer(&settings),
+        installer: installer(&settings).await,
     };
     let mut request = request_without_network;
     request.network = network;
@@ -142,7 +142,7 @@ async fn run_file(args: CommissionArgs, context: &Context) -> Result<Exit, CliEr
     let journal = open_journal(&settings)?;
     auto_sync(&journal, &backend.status, &context.output).await?;
     let parallel = settings.jobs(args.jobs);
-    let installer = installer(&settings);
+    let installer = installer(&settings).await;
     let default_network = args
         .network
         .network

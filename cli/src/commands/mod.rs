@@ -74,9 +74,9 @@ pub async fn dispatch(cli: Cli, output: &Output, cancel: CancellationToken) -> E
         Command::Label(args) => ("label", label::run(args, &context)),
         Command::History(args) => ("history", history::run(args, &context).await),
         Command::Resume(args) => ("resume", resume::run(args, &context).await),
-        Command::Login(args) => ("login", account::login(args, &context)),
-        Command::Logout => ("logout", account::logout(&context)),
-        Command::Whoami => ("whoami", account::whoami(&context)),
+        Command::Login(args) => ("login", account::login(args, &context).await),
+        Command::Logout => ("logout", account::logout(&context).await),
+        Command::Whoami => ("whoami", account::whoami(&context).await),
         Command::Profile(command) => ("profile", account::profile(command, &context)),
         Command::Completions(args) => {
             let mut command = Cli::command();

@@ -150,7 +150,7 @@ pub async fn run(args: ResumeArgs, context: &Context) -> Result<Exit, CliError> 
         backend,
         config: target.commissioning_config(Duration::from_secs(timeout)),
         journal: Some(Arc::clone(&journal)),
-        installer: installer(&settings),
+        installer: installer(&settings).await,
     });
     let run = BatchRun {
         batch_id,
