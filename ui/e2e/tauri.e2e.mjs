@@ -1,0 +1,226 @@
+// The real app end to end: the desktop binary (built with `--features demo,sandbox`) in a real
+// WebKitGTK window under Xvfb, driven by tauri-driver + WebKitWebDriver through webdriverio,
+// against `fieldlink sandbox up` running as a separate process. The app opens the sandbox's
+// manifest, signs in, scans and finds the sandbox's devices, commissions one and sees it
+// confirmed, then a wrong-PoP manual code shows the right message.
+//
+//   xvfb-run -a node --test e2e/tauri.e2e.mjs
+//
+// Environment: FIELDLINK_DESKTOP_BIN (default ../target/debug/fieldlink-desktop),
+// FIELDLINK_BIN (default ../target/debug/fieldlink), TAURI_DRIVER (default tauri-driver on PATH).
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { remote } from "webdriverio";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const APP = process.env.FIELDLINK_DESKTOP_BIN || join(ROOT, "target/debug/fieldlink-desktop");
+const CLI = process.env.FIELDLINK_BIN || join(ROOT, "target/debug/fieldlink");
+const DRIVER = process.env.TAURI_DRIVER || "tauri-driver";
+const SHOTS = join(ROOT, "docs/screenshots");
+const PORT = Number(process.env.TAURI_DRIVER_PORT || 4444);
+
+const work = mkdtempSync(join(tmpdir(), "fieldlink-e2e-"));
+const manifestPath = join(work, "sandbox", "manifest.json");
+let sandbox;
+let driver;
+let browser;
+let manifest;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(what, check, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+/** The 11-digit manual code for a 4-bit discriminator and a 27-bit passcode (Verhoeff check). */
+function manualCode(discriminator4, passcode) {
+  const D = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5], [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+    [3, 4, 0, 1, 2, 8, 9, 5, 6, 7], [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3], [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+    [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+  ];
+  const P = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4], [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+    [8, 9, 1, 6, 0, 4, 3, 5, 2, 7], [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+  ];
+  const INV = [0, 4, 3, 2, 1, 5, 6, 7, 8, 9];
+  const body =
+    String(discriminator4 >> 2) +
+    String(((discriminator4 & 3) << 14) | (passcode & 0x3fff)).padStart(5, "0") +
+    String(passcode >> 14).padStart(4, "0");
+  let c = 0;
+  [...body].reverse().forEach((digit, i) => {
+    c = D[c][P[(i + 1) % 8][Number(digit)]];
+  });
+  return body + INV[c];
+}
+
+/** The passcode inside a manual code (the inverse of `manualCode`). */
+function passcodeOf(code) {
+  const middle = Number(code.slice(1, 6));
+  const high = Number(code.slice(6, 10));
+  return (high << 14) | (middle & 0x3fff);
+}
+
+before(async () => {
+  assert.ok(existsSync(APP), `no desktop binary at ${APP}`);
+  assert.ok(existsSync(CLI), `no fieldlink binary at ${CLI}`);
+  sandbox = spawn(CLI, ["sandbox", "up", "--devices", "3", "--manifest", manifestPath, "--no-labels"], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  manifest = await waitFor("the sandbox manifest", () => {
+    try {
+      return JSON.parse(readFileSync(manifestPath, "utf8"));
+    } catch {
+      return null;
+    }
+  });
+  const env = {
+    ...process.env,
+    XDG_CONFIG_HOME: join(work, "config"),
+    XDG_DATA_HOME: join(work, "data"),
+    XDG_DOWNLOAD_DIR: join(work, "downloads"),
+  };
+  driver = spawn(DRIVER, ["--port", String(PORT), "--native-port", String(PORT + 1)], {
+    stdio: ["ignore", "inherit", "inherit"],
+    env,
+  });
+  await waitFor("tauri-driver", async () => {
+    try {
+      return (await fetch(`http://127.0.0.1:${PORT}/status`)).ok;
+    } catch {
+      return false;
+    }
+  });
+  browser = await remote({
+    hostname: "127.0.0.1",
+    port: PORT,
+    logLevel: "warn",
+    capabilities: {
+      browserName: "wry",
+      "wdio:enforceWebDriverClassic": true,
+      "tauri:options": { application: APP },
+    },
+  });
+});
+
+after(async () => {
+  await browser?.deleteSession().catch(() => undefined);
+  driver?.kill();
+  if (sandbox) {
+    sandbox.kill("SIGINT");
+    await new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        sandbox.kill("SIGKILL");
+        resolve();
+      }, 10_000);
+      sandbox.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function click(selector) {
+  const element = await browser.$(selector);
+  await element.waitForClickable({ timeout: 20_000 });
+  await element.click();
+}
+
+async function screen(name) {
+  await browser.$(`h1=${name}`).waitForDisplayed({ timeout: 20_000 });
+}
+
+describe("the real app against fieldlink sandbox up", () => {
+  it("starts, renders and answers over IPC", async () => {
+    await screen("Sign in");
+    assert.equal(await browser.getTitle(), "fieldlink");
+    const info = await browser.executeAsync((done) => {
+      window.__TAURI_INTERNALS__.invoke("app_info").then(done, (e) => done({ error: e }));
+    });
+    assert.equal(info.sandbox_available, true);
+    assert.match(info.version, /^\d+\.\d+\.\d+/);
+  });
+
+  it("opens the sandbox manifest and signs in", async () => {
+    await click('button[data-screen="settings"]');
+    await screen("Settings");
+    await (await browser.$("#manifest-path")).setValue(manifestPath);
+    await click("button=Open manifest");
+    await screen("Sign in");
+    const radio = await browser.$('input[value="sandbox"]');
+    assert.ok(await radio.isSelected(), "the sandbox profile is chosen");
+    await click("button*=Continue to fieldlink sandbox");
+    await screen("Devices");
+    assert.match(await (await browser.$('[data-testid="session"]')).getText(), /fieldlink sandbox/);
+  });
+
+  it("scans and finds the sandbox devices", async () => {
+    await click("button=Scan");
+    await browser.waitUntil(async () => (await browser.$$('[data-testid="device-list"] tbody tr')).length === 3, {
+      timeout: 30_000,
+      timeoutMsg: "three sandbox devices in the scan list",
+    });
+    const text = await (await browser.$('[data-testid="device-list"]')).getText();
+    for (const device of manifest.devices) {
+      const hex = `0x${device.discriminator.toString(16).toUpperCase().padStart(3, "0")}`;
+      assert.ok(text.includes(hex), `${device.registration_id} (${hex}) is listed`);
+    }
+    assert.match(text, /commissionable/);
+  });
+
+  it("commissions a device and sees it confirmed", async () => {
+    const device = manifest.devices[0];
+    await (await browser.$("#label-text")).setValue(device.payload);
+    await click("button=Use label");
+    await browser.$('[data-testid="label-chosen"]').waitForDisplayed();
+    assert.equal(await (await browser.$('[data-testid="label-registration-id"]')).getText(), device.registration_id);
+    await browser.waitUntil(async () => (await browser.$('tr[data-match="true"]')).isExisting(), {
+      timeout: 10_000,
+      timeoutMsg: "the labelled device is matched in the scan list",
+    });
+    await click("button=Commission this device");
+    await browser.$('[data-testid="result"]').waitForDisplayed({ timeout: 60_000 });
+    assert.match(await (await browser.$('[data-testid="agreement"]')).getText(), /agrees with the device/);
+    assert.ok((await (await browser.$('[data-testid="assigned-hub"]')).getText()).length > 1);
+    assert.equal((await browser.$$('[data-status="done"]')).length, 6);
+    mkdirSync(SHOTS, { recursive: true });
+    await browser.saveScreenshot(join(SHOTS, "webkit-result.png"));
+  });
+
+  it("shows the wrong-PoP message for a wrong manual code", async () => {
+    await click("button=Commission next device");
+    await screen("Devices");
+    const device = manifest.devices[1];
+    const right = passcodeOf(device.manual_code);
+    const wrong = manualCode((device.discriminator >> 8) & 0xf, right === 1 ? 2 : right ^ 1);
+    assert.notEqual(wrong, device.manual_code);
+    await click("button=Manual code");
+    await (await browser.$("#manual-code")).setValue(wrong);
+    await click("button=Use code");
+    await browser.$('[data-testid="label-chosen"]').waitForDisplayed();
+    await click("button=Commission this device");
+    const panel = await browser.$('[data-testid="error-panel"]');
+    await panel.waitForDisplayed({ timeout: 60_000 });
+    assert.equal(await panel.getAttribute("data-code"), "wrong_pop");
+    assert.match(await panel.getText(), /wrong proof-of-possession \(attempt 1 of \d+\)/);
+    assert.ok(await (await browser.$("button=Re-enter the label")).isDisplayed(), "a way forward");
+    await browser.saveScreenshot(join(SHOTS, "webkit-wrong-pop.png"));
+  });
+});
