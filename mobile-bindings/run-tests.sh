@@ -8,7 +8,8 @@
 #
 # A missing prerequisite is skipped with a message on a developer machine and FAILS the run when
 # CI is set. Install everything with:
-#   python3 -m pip install -r mobile-bindings/tests-python/requirements.txt
+#   python3 -m pip install -r mobile-bindings/tests-python/requirements.txt   # pytest, bleak
+#   tests/ble-bench/install.sh            # dbus-daemon, busctl, bluezoo (the BLE bench)
 #   apt-get install -y default-jre-headless libjna-java
 #   npm ci --prefix mobile-bindings/tests-kotlin
 set -euo pipefail

@@ -5,6 +5,8 @@
 //! `BleLink` can sit between the core and a virtual device exactly where `BluetoothGatt` or
 //! CoreBluetooth sits in an app.
 
+#[cfg(target_os = "linux")]
+mod bluez;
 mod identity;
 
 use std::{
@@ -80,6 +82,8 @@ pub enum FaultDirection {
 pub struct Sandbox {
     world: Mutex<Option<World>>,
     radio: InMemoryRadio,
+    /// Tasks serving devices over BlueZ (aborted at shutdown).
+    served: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -123,6 +127,7 @@ pub async fn start_sandbox(config: SandboxConfig) -> Result<Arc<Sandbox>, Fieldl
     Ok(Arc::new(Sandbox {
         world: Mutex::new(Some(world)),
         radio,
+        served: Mutex::new(Vec::new()),
     }))
 }
 
@@ -198,12 +203,26 @@ impl Sandbox {
         &self,
         journal_path: Option<String>,
     ) -> Result<Arc<FieldlinkClient>, FieldlinkError> {
+        self.client_with_scan_deadline(journal_path, 0)
+    }
+
+    /// [`client`](Self::client) with another scanning deadline (`0` = the world's): a real
+    /// BLE stack (the bench) reports advertisers only once per scan interval.
+    pub fn client_with_scan_deadline(
+        &self,
+        journal_path: Option<String>,
+        scan_deadline_ms: u64,
+    ) -> Result<Arc<FieldlinkClient>, FieldlinkError> {
         let journal = open_journal(journal_path)?;
         self.with_world(|world| {
+            let mut config = world.commissioning_config();
+            if scan_deadline_ms > 0 {
+                config.deadlines.scanning = Duration::from_millis(scan_deadline_ms);
+            }
             FieldlinkClient::with_services(ClientServices {
                 assignments: Arc::new(world.signer()),
                 status: world.status.clone(),
-                config: world.commissioning_config(),
+                config,
                 profile: "sandbox".to_owned(),
                 journal,
                 auth: None,
@@ -283,8 +302,48 @@ impl Sandbox {
         .map_err(Into::into)
     }
 
+    /// Serves device `index` over BlueZ on `adapter` (the BLE bench's `hci1`; needs
+    /// `DBUS_SYSTEM_BUS_ADDRESS` pointing at the bench's bus), advertising and GATT server, so a
+    /// BLE library on another adapter commissions it through BlueZ's D-Bus API. Linux only.
+    pub async fn serve_over_bluez(
+        &self,
+        index: u32,
+        adapter: String,
+    ) -> Result<(), FieldlinkError> {
+        #[cfg(target_os = "linux")]
+        {
+            let agent = self
+                .with_world(|world| {
+                    world
+                        .devices
+                        .get(index as usize)
+                        .map(|device| device.agent.clone())
+                })?
+                .ok_or_else(|| FieldlinkError::invalid_argument(format!("no device {index}")))?;
+            let tasks = runtime::run(bluez::serve(agent, adapter)).await?;
+            self.served
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(tasks);
+            Ok(())
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (index, adapter);
+            Err(FieldlinkError::invalid_argument("BlueZ is Linux only"))
+        }
+    }
+
     /// Stops the devices and the emulator. Idempotent.
     pub async fn shutdown(&self) {
+        for task in self
+            .served
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
         let world = self
             .world
             .lock()
