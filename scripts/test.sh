@@ -15,32 +15,37 @@ as_root() {
 }
 
 # --- 1. System packages -------------------------------------------------------------------------
-apt_packages=(postgresql keyutils dbus-daemon pkg-config nodejs npm)
 missing=()
-command -v initdb >/dev/null || [ -d /usr/lib/postgresql ] || missing+=(postgresql)
+[ -d /usr/lib/postgresql ] || missing+=(postgresql)
 command -v keyctl >/dev/null || missing+=(keyutils)
 command -v dbus-daemon >/dev/null || missing+=(dbus-daemon)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v java >/dev/null || missing+=(default-jre-headless)
+[ -e /usr/share/java/jna.jar ] || missing+=(libjna-java)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing system packages: ${missing[*]}"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 fi
-: "${apt_packages[@]}"
+# The desktop shell's system packages (WebKitGTK, Xvfb, WebKitWebDriver, chromium).
+bash scripts/test-desktop.sh --install-only
 
-# --- 2. Node packages for the real-SDK tests ----------------------------------------------------
-for dir in dps-emulator/sdk-test; do
-  if [ -f "$dir/package-lock.json" ]; then
-    log "npm ci in $dir"
-    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
-  fi
+# --- 2. Python and Node packages for the interoperability tests ----------------------------------
+log "pip packages (authlib interop, mobile bindings pytest + bleak)"
+python3 -m pip install --quiet --disable-pip-version-check \
+  -r tests/oidc-interop/requirements.txt -r mobile-bindings/tests-python/requirements.txt
+for dir in dps-emulator/sdk-test mobile-bindings/tests-kotlin; do
+  log "npm ci in $dir"
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
 done
 
-# --- 2b. The BLE test bench: private dbus-daemon + BlueZoo (see docs/ble.md) --------------------
-log "BLE bench prerequisites"
+# --- 2b. The BLE test bench (private dbus-daemon + BlueZoo) and the NetworkManager mock ----------
+log "BLE bench and NetworkManager mock prerequisites"
 bash tests/ble-bench/install.sh
+bash device-agent/tests/nm-mock/install.sh
 
 # --- 3. PostgreSQL on a private port ------------------------------------------------------------
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -69,9 +74,13 @@ export FIELDLINK_TEST_POSTGRES_URL="postgres://fieldlink:fieldlink@127.0.0.1:$pg
 # --- 4. Checks and tests ------------------------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all -- --check
-log "cargo clippy --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-log "cargo test"
+log "cargo clippy --all-targets -- -D warnings (default members)"
+cargo clippy --all-targets --locked -- -D warnings
+log "cargo test (default members)"
 # A keyutils session keyring, so the OS keyring store is tested for real on headless Linux.
-keyctl session - cargo test --workspace --locked
+keyctl session - cargo test --locked
+log "mobile bindings: generate Kotlin/Swift/Python, pytest, Kotlin"
+keyctl session - bash mobile-bindings/run-tests.sh
+log "desktop: src-tauri and ui"
+bash scripts/test-desktop.sh
 log "all test suites passed"
