@@ -374,3 +374,73 @@ async fn fail_safe_rolls_a_stranded_ticket_back() {
         .expect("commissionable again");
     world.shutdown().await;
 }
+
+/// With the typed manual code the installer knows neither the registration ID nor the whole
+/// discriminator: it matches the top 4 bits, keys the PAKE with the passcode, learns the ID in
+/// the handshake and only then fetches the ticket (still 2 round trips).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manual_code_commissions_too() {
+    let world = World::start(config(185)).await;
+    let payload = &world.devices[0].payload;
+    let manual = payload.manual_code();
+    let request = fieldlink_core::workflow::CommissionRequest {
+        registration_id: None,
+        discriminator: fieldlink_core::workflow::DiscriminatorMatch::Short(manual.discriminator4),
+        secret: SessionSecret::ManualPasscode(manual.passcode),
+        network: None,
+    };
+    world.radio.reset_stats();
+    let report = world
+        .commissioner()
+        .commission(request, &IgnoreProgress, CancellationToken::new())
+        .await
+        .expect("commissioned with the manual code");
+    assert_eq!(report.registration_id, payload.registration_id);
+    assert_eq!(report.link.round_trips, 2);
+    assert_eq!(world.radio.stats().round_trips, 2);
+    world.shutdown().await;
+}
+
+/// Cancelling while the device registers sends `Cancel` on the open session: the device rolls
+/// the staged ticket back at once instead of waiting for its fail-safe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_during_registration_rolls_the_device_back_at_once() {
+    let world = World::start(WorldConfig {
+        dps_knobs: fieldlink_dps_emulator::Knobs {
+            assignment_delay_ms: 3_000,
+            retry_after_secs: 1,
+            ..fieldlink_dps_emulator::Knobs::default()
+        },
+        fail_safe_window: Duration::from_secs(60),
+        ..config(247)
+    })
+    .await;
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    let on_progress = move |event: fieldlink_core::workflow::ProgressEvent| {
+        if event.step == fieldlink_core::Step::Registering
+            && event.kind == fieldlink_core::workflow::ProgressKind::Started
+        {
+            trigger.cancel();
+        }
+    };
+    let error = world
+        .commissioner()
+        .commission(world.request(0, None), &on_progress, cancel)
+        .await
+        .unwrap_err();
+    assert_eq!(error, CommissionError::Cancelled);
+    assert_eq!(world.radio.stats().round_trips, 3, "hello, finish, cancel");
+    let device = &world.devices[0];
+    let started = std::time::Instant::now();
+    assert_eq!(
+        state_becomes(&device.agent, DeviceState::Commissionable).await,
+        Some(DeviceState::Commissionable)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "well before the 60 s fail-safe"
+    );
+    assert!(device.store.snapshot().unwrap().staged.is_none());
+    world.shutdown().await;
+}

@@ -132,7 +132,11 @@ impl Commissioner {
                         let Some(link) = connection.clone() else {
                             continue;
                         };
-                        if !self.write_all(&*link, frames, &cancel).await {
+                        // Last words (the `Cancel` that rolls the device back) go out even
+                        // after the user cancelled; only the per-frame deadline bounds them.
+                        let finishing = actions.iter().any(|a| matches!(a, Action::Finished(_)));
+                        let interrupt = (!finishing).then_some(&cancel);
+                        if !self.write_all(&*link, frames, interrupt).await {
                             connection = None;
                             link.disconnect().await;
                             let input = if cancel.is_cancelled() {
@@ -192,13 +196,15 @@ impl Commissioner {
         }
     }
 
-    /// Writes frames in order; `false` if the link failed or the user cancelled.
+    /// Writes frames in order; `false` if the link failed or `cancel` fired.
     async fn write_all(
         &self,
         link: &dyn BleConnection,
         frames: Vec<Vec<u8>>,
-        cancel: &CancellationToken,
+        cancel: Option<&CancellationToken>,
     ) -> bool {
+        let never = CancellationToken::new();
+        let cancel = cancel.unwrap_or(&never);
         let per_frame = self.config.deadlines.connecting;
         for frame in frames {
             let written = tokio::select! {
