@@ -468,3 +468,137 @@ fn finish(
     journal.finish_attempt(attempt, &outcome)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wifi_settings_convert_and_never_print_the_passphrase() {
+        let settings = NetworkSettings::Wifi {
+            ssid: "site".into(),
+            passphrase: "hunter2".into(),
+            hidden: true,
+            bssid: Some(vec![1, 2, 3, 4, 5, 6]),
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        let NetworkConfig::Wifi {
+            ssid,
+            passphrase,
+            hidden,
+            bssid,
+        } = NetworkConfig::try_from(settings).unwrap()
+        else {
+            panic!("not Wi-Fi");
+        };
+        assert_eq!(
+            (ssid.as_str(), passphrase.expose(), hidden, bssid),
+            ("site", "hunter2", true, Some([1, 2, 3, 4, 5, 6]))
+        );
+        let short = NetworkSettings::Wifi {
+            ssid: "site".into(),
+            passphrase: String::new(),
+            hidden: false,
+            bssid: Some(vec![1, 2]),
+        };
+        let error = NetworkConfig::try_from(short).unwrap_err();
+        assert_eq!(error.code(), "invalid_argument");
+        assert!(matches!(
+            NetworkConfig::try_from(NetworkSettings::KeepCurrent),
+            Ok(NetworkConfig::KeepCurrent)
+        ));
+    }
+
+    #[test]
+    fn cancel_handles_are_sticky_and_cancel_on_drop_fires() {
+        let handle = CancelHandle::new();
+        assert!(!handle.is_cancelled());
+        let child = handle.token.child_token();
+        drop(CancelOnDrop(child.clone()));
+        assert!(child.is_cancelled());
+        assert!(
+            !handle.is_cancelled(),
+            "only the commissioning's child token"
+        );
+        handle.cancel();
+        handle.cancel();
+        assert!(handle.is_cancelled());
+    }
+
+    struct NoSecrets;
+
+    impl SecretStore for NoSecrets {
+        fn get(
+            &self,
+            _service: String,
+            _account: String,
+        ) -> Result<Option<Vec<u8>>, crate::error::SecretStoreError> {
+            Ok(None)
+        }
+
+        fn set(
+            &self,
+            _service: String,
+            _account: String,
+            _value: Vec<u8>,
+        ) -> Result<(), crate::error::SecretStoreError> {
+            Ok(())
+        }
+
+        fn delete(
+            &self,
+            _service: String,
+            _account: String,
+        ) -> Result<bool, crate::error::SecretStoreError> {
+            Ok(false)
+        }
+
+        fn describe(&self) -> String {
+            "none".into()
+        }
+    }
+
+    fn profile() -> ProfileConfig {
+        ProfileConfig {
+            name: "acme".into(),
+            api_url: "https://api.acme.example".into(),
+            issuer_url: "https://login.acme.example".into(),
+            client_id: "fieldlink-mobile".into(),
+            scopes: Vec::new(),
+            ca_pem: None,
+            allow_insecure_loopback: false,
+        }
+    }
+
+    #[test]
+    fn new_builds_offline_and_keeps_history_in_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = FieldlinkClient::new(
+            profile(),
+            dir.path().join("app").display().to_string(),
+            Arc::new(NoSecrets),
+        )
+        .unwrap();
+        assert_eq!(client.profile_name(), "acme");
+        assert!(dir.path().join("app/journal.sqlite").exists());
+        assert_eq!(client.history(None, 10).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn new_refuses_bad_profiles_with_the_cores_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().display().to_string();
+        let mut plain_http = profile();
+        plain_http.issuer_url = "http://login.acme.example".into();
+        let error =
+            FieldlinkClient::new(plain_http, data.clone(), Arc::new(NoSecrets)).unwrap_err();
+        assert_eq!(error.code(), "insecure_url");
+        let mut bad_ca = profile();
+        bad_ca.ca_pem = Some("not a certificate".into());
+        let error = FieldlinkClient::new(bad_ca, data, Arc::new(NoSecrets)).unwrap_err();
+        assert!(
+            matches!(error.code(), "invalid_ca_certificate" | "invalid_profile"),
+            "{error:?}"
+        );
+    }
+}
