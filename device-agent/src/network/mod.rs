@@ -6,6 +6,8 @@
 //! typed [`JoinFailure`] or success. On failure (or fail-safe expiry) the agent calls
 //! [`NetworkConfigurator::restore`] with the previous proven config.
 
+#[cfg(all(target_os = "linux", feature = "networkmanager"))]
+pub mod networkmanager;
 mod simulated;
 
 use async_trait::async_trait;
