@@ -11,6 +11,7 @@ pub mod bluez;
 pub mod clock;
 pub mod dps;
 pub mod fleet;
+pub mod gateway;
 pub mod link;
 pub mod machine;
 pub mod network;

@@ -9,13 +9,40 @@
 //! [`BluezPeripheral`](bluez::BluezPeripheral)) and notifies every written frame straight back:
 //! the transport-level bench. Prints `ready <address>` on stdout once advertising. Needs
 //! `DBUS_SYSTEM_BUS_ADDRESS` pointing at the bench's bus.
+//!
+//! ```text
+//! fieldlink-ble-peripheral device-agent run --identity … --ble bluez --adapter hci1 …
+//! ```
+//!
+//! runs the real `device-agent` command line ([`fieldlink_device_agent::gateway::main`], the same
+//! code as the `device-agent` binary), so the bench can start and `SIGKILL` a whole agent
+//! process. (The `device-agent` binary itself belongs to another package, which this crate's
+//! tests cannot have cargo build for them.)
 
 #[cfg(target_os = "linux")]
 use fieldlink_device_agent::bluez;
 
 #[cfg(target_os = "linux")]
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("device-agent") {
+        return fieldlink_device_agent::gateway::main(&argv[1..]);
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(echo(argv)),
+        Err(error) => {
+            eprintln!("fieldlink-ble-peripheral: cannot start the runtime: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+async fn echo(argv: Vec<String>) -> std::process::ExitCode {
     use std::io::Write as _;
 
     use fieldlink_device_agent::link::{Advertisement, BlePeripheral as _};
@@ -27,7 +54,7 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let args = match Args::parse(std::env::args().skip(1)) {
+    let args = match Args::parse(argv.into_iter()) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("fieldlink-ble-peripheral: {message}\n{USAGE}");
@@ -73,7 +100,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 #[cfg(target_os = "linux")]
-const USAGE: &str = "usage: fieldlink-ble-peripheral --adapter hci1 --discriminator 0xA42 --echo";
+const USAGE: &str = "usage: fieldlink-ble-peripheral --adapter hci1 --discriminator 0xA42 --echo\n       \
+     fieldlink-ble-peripheral device-agent run … (the device-agent command line)";
 
 #[cfg(target_os = "linux")]
 struct Args {

@@ -445,3 +445,302 @@ async fn wrong_pop_over_real_ble_is_reported_with_the_attempt() {
     assert!(error.to_string().contains("attempt 1 of"), "{error}");
     world.shutdown().await;
 }
+
+// ---- The agent as its own process, killed mid-session ----------------------------------------
+
+#[path = "ble_bench/agent_process.rs"]
+mod agent_process;
+
+mod kill {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use async_trait::async_trait;
+    use fieldlink_core::{
+        CommissionError, Step,
+        assignment::{Assignment, AssignmentSource, ServiceError},
+        workflow::{CommissioningReport, ProgressEvent},
+    };
+    use fieldlink_tests::world::{World, WorldConfig};
+    use tokio::sync::watch;
+    use tokio_util::sync::CancellationToken;
+
+    use super::agent_process::AgentFiles;
+    use super::*;
+
+    /// Hands out tickets only once opened: holds the installer in `awaiting_assignment` with the
+    /// session open.
+    pub struct GatedTickets {
+        inner: Arc<dyn AssignmentSource>,
+        open: watch::Receiver<bool>,
+    }
+
+    impl GatedTickets {
+        pub fn new(inner: Arc<dyn AssignmentSource>) -> (Arc<Self>, watch::Sender<bool>) {
+            let (open_tx, open) = watch::channel(false);
+            (Arc::new(Self { inner, open }), open_tx)
+        }
+    }
+
+    #[async_trait]
+    impl AssignmentSource for GatedTickets {
+        async fn assignment(&self, registration_id: String) -> Result<Assignment, ServiceError> {
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+            self.inner.assignment(registration_id).await
+        }
+    }
+
+    /// Progress events as they come, and a signal at the first event of `step` (kind `what`).
+    pub fn watch_for(
+        step: Step,
+        what: fn(&ProgressEvent) -> bool,
+    ) -> (
+        impl Fn(ProgressEvent) + Send + Sync + 'static,
+        Arc<Mutex<Vec<ProgressEvent>>>,
+        tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (reached_tx, reached) = tokio::sync::oneshot::channel();
+        let reached_tx = Mutex::new(Some(reached_tx));
+        let seen = Arc::clone(&events);
+        let listener = move |event: ProgressEvent| {
+            if event.step == step
+                && what(&event)
+                && let Some(tx) = reached_tx.lock().unwrap().take()
+            {
+                let _ = tx.send(());
+            }
+            seen.lock().unwrap().push(event);
+        };
+        (listener, events, reached)
+    }
+
+    pub fn world_config(knobs: fieldlink_dps_emulator::Knobs) -> WorldConfig {
+        WorldConfig {
+            devices: 1,
+            dps_knobs: knobs,
+            ..WorldConfig::default()
+        }
+    }
+
+    /// A commissioning from a fresh installer adapter (BlueZoo keeps a dead peripheral's GATT
+    /// objects under the device object of every central that was connected to it).
+    pub async fn commission_from(world: &World, adapter: &str) -> CommissioningReport {
+        let transport = BtleplugTransport::open(BtleplugConfig::on_adapter(adapter))
+            .await
+            .unwrap();
+        super::commissioning::commissioner(world, &transport, Arc::new(world.signer()))
+            .commission(
+                world.request(0, None),
+                &fieldlink_core::workflow::IgnoreProgress,
+                CancellationToken::new(),
+            )
+            .await
+            .unwrap_or_else(|error| panic!("the next commissioning failed: {error}"))
+    }
+
+    pub fn elapsed_since(started: Instant) -> Duration {
+        started.elapsed()
+    }
+
+    pub fn step_of(error: &CommissionError) -> Option<Step> {
+        match error {
+            CommissionError::LinkLost { step, .. } | CommissionError::Timeout { step } => {
+                Some(*step)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn files(world: &World) -> impl std::future::Future<Output = AgentFiles> + '_ {
+        AgentFiles::of_world_device(world, 0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_session_is_link_lost_with_its_step_and_the_restarted_agent_commissions()
+ {
+    use agent_process::AgentProcess;
+    use fieldlink_core::{Step, workflow::ProgressKind};
+    use kill::*;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+    if !bench::available(
+        "an_agent_killed_mid_session_is_link_lost_with_its_step_and_the_restarted_agent_commissions",
+    ) {
+        return;
+    }
+    let bench = Bench::start(3).await;
+    let world = fieldlink_tests::world::World::start(world_config(fieldlink_dps_emulator::Knobs {
+        retry_after_secs: 0,
+        ..Default::default()
+    }))
+    .await;
+    let files = files(&world).await;
+    let fail_safe = Duration::from_secs(20);
+    let agent = AgentProcess::start(bench.dir(), &files, "hci1", fail_safe).await;
+    assert_eq!(agent.address, ADDRESSES[1]);
+
+    // The installer opens the session (round trip 1) and then waits for its ticket.
+    let transport = installer().await;
+    let (tickets, open_tickets) = GatedTickets::new(Arc::new(world.signer()));
+    let (listener, events, session_open) = watch_for(Step::Handshaking, |event| {
+        event.kind == ProgressKind::Completed
+    });
+    let commissioner = commissioning::commissioner(&world, &transport, tickets);
+    let request = world.request(0, None);
+    let running = tokio::spawn(async move {
+        commissioner
+            .commission(request, &listener, CancellationToken::new())
+            .await
+    });
+    tokio::time::timeout(Duration::from_secs(20), session_open)
+        .await
+        .expect("the session opens")
+        .unwrap();
+
+    agent.kill();
+    let killed = std::time::Instant::now();
+    open_tickets.send_replace(true);
+    let error = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the installer gives up within its deadlines")
+        .unwrap()
+        .expect_err("the device is gone");
+    let waited = elapsed_since(killed);
+    eprintln!(
+        "KILL mid-session: {error} (code {}, after {waited:?})",
+        error.code()
+    );
+    assert_eq!(error.code(), "link_lost", "{error}");
+    let step = step_of(&error).unwrap();
+    assert!(
+        matches!(step, Step::AwaitingAssignment | Step::Provisioning),
+        "{step:?}"
+    );
+    assert!(error.retryable(), "{error}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|event| event.step != Step::Registering),
+        "no ticket reached the device"
+    );
+
+    // Never half-configured: nothing staged, nothing committed, the attempt counted.
+    let state = files.persisted();
+    assert!(state.staged.is_none(), "{:?}", state.staged);
+    assert!(state.assignment.is_none());
+
+    let _restarted = AgentProcess::start(bench.dir(), &files, "hci1", fail_safe).await;
+    let report = commission_from(&world, "hci2").await;
+    assert!(report.agreed);
+    assert_eq!(report.device.status, "assigned");
+    let state = files.persisted();
+    assert!(state.staged.is_none());
+    assert!(state.assignment.is_some_and(|a| a.is_valid()));
+    world.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_while_registering_is_rolled_back_by_its_fail_safe_and_commissions_after_restart()
+ {
+    use agent_process::AgentProcess;
+    use fieldlink_core::{Step, workflow::ProgressKind};
+    use fieldlink_device_agent::clock::{Clock as _, TokioClock};
+    use kill::*;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+    if !bench::available(
+        "an_agent_killed_while_registering_is_rolled_back_by_its_fail_safe_and_commissions_after_restart",
+    ) {
+        return;
+    }
+    let bench = Bench::start(3).await;
+    // DPS keeps the registration `assigning` for 4 s: the kill lands mid-registration.
+    let world = fieldlink_tests::world::World::start(world_config(fieldlink_dps_emulator::Knobs {
+        retry_after_secs: 0,
+        assignment_delay_ms: 4_000,
+        ..Default::default()
+    }))
+    .await;
+    let files = files(&world).await;
+    let fail_safe = Duration::from_secs(6);
+    let agent = AgentProcess::start(bench.dir(), &files, "hci1", fail_safe).await;
+
+    let transport = installer().await;
+    let (listener, _events, registering) = watch_for(Step::Registering, |event| {
+        matches!(
+            event.kind,
+            ProgressKind::Started | ProgressKind::RegistrationStage { .. }
+        )
+    });
+    let mut commissioner =
+        commissioning::commissioner(&world, &transport, Arc::new(world.signer()));
+    let mut config = world.commissioning_config();
+    config.deadlines.scanning = Duration::from_secs(6);
+    config.deadlines.registering = Duration::from_secs(8);
+    commissioner = commissioner.with_config(config);
+    let request = world.request(0, None);
+    let running = tokio::spawn(async move {
+        commissioner
+            .commission(request, &listener, CancellationToken::new())
+            .await
+    });
+    tokio::time::timeout(Duration::from_secs(20), registering)
+        .await
+        .expect("the ticket is accepted")
+        .unwrap();
+
+    agent.kill();
+    let killed = std::time::Instant::now();
+    // The device died with the ticket staged under its fail-safe.
+    let staged = files.persisted().staged.expect("the ticket was staged");
+    let error = tokio::time::timeout(Duration::from_secs(40), running)
+        .await
+        .expect("the installer gives up within its deadlines")
+        .unwrap()
+        .expect_err("the device is gone");
+    let waited = elapsed_since(killed);
+    eprintln!(
+        "KILL while registering: {error} (code {}, after {waited:?})",
+        error.code()
+    );
+    // BlueZoo never reports the remote disconnect, and the installer writes nothing while the
+    // device registers: the registering deadline ends it (real BlueZ reports the supervision
+    // timeout: `link_lost`, then the workflow's reconnects).
+    assert!(matches!(error.code(), "link_lost" | "timeout"), "{error}");
+    assert_eq!(step_of(&error), Some(Step::Registering), "{error}");
+    assert!(waited < Duration::from_secs(8 + 6), "{waited:?}");
+
+    // Restart past the fail-safe: the boot rolls the staging back before anything else.
+    let clock = TokioClock::new();
+    while clock.now_ms() <= staged.fail_safe_deadline_ms {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    world
+        .emulator
+        .control()
+        .set_knobs(
+            fieldlink_tests::world::DPS_INSTANCE,
+            fieldlink_dps_emulator::Knobs {
+                retry_after_secs: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let _restarted = AgentProcess::start(bench.dir(), &files, "hci1", fail_safe).await;
+    let state = files.persisted();
+    assert!(state.staged.is_none(), "a stale staging past the fail-safe");
+    assert!(state.assignment.is_none(), "never committed");
+
+    let report = commission_from(&world, "hci2").await;
+    assert!(report.agreed);
+    let state = files.persisted();
+    assert!(state.staged.is_none());
+    assert!(state.assignment.is_some_and(|a| a.is_valid()));
+    world.shutdown().await;
+}

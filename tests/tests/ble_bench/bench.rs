@@ -159,6 +159,11 @@ impl Bench {
         panic!("dbus-daemon did not create {}", socket.display());
     }
 
+    /// The bench's directory (logs, bus socket).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// BlueZoo's log so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("bluezoo.log")).unwrap_or_default()
