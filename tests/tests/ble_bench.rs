@@ -491,13 +491,16 @@ mod kill {
         }
     }
 
+    /// Every progress event so far.
+    pub type SeenEvents = Arc<Mutex<Vec<ProgressEvent>>>;
+
     /// Progress events as they come, and a signal at the first event of `step` (kind `what`).
     pub fn watch_for(
         step: Step,
         what: fn(&ProgressEvent) -> bool,
     ) -> (
         impl Fn(ProgressEvent) + Send + Sync + 'static,
-        Arc<Mutex<Vec<ProgressEvent>>>,
+        SeenEvents,
         tokio::sync::oneshot::Receiver<()>,
     ) {
         let events = Arc::new(Mutex::new(Vec::new()));
