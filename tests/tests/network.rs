@@ -59,11 +59,16 @@ fn wifi(ssid: &str, passphrase: &str) -> Option<NetworkConfig> {
 }
 
 async fn state_becomes(agent: &DeviceAgent, expected: DeviceState) -> Option<DeviceState> {
-    // The device reacts to the installer's last message or disconnect asynchronously.
-    agent
-        .wait_for_state(Duration::from_secs(15), |state| state == expected)
-        .await
-        .or_else(|| agent.state())
+    // The device reacts to the installer's last message or disconnect asynchronously. Its
+    // status (the state machine's own state) is authoritative; the advertisement can lag.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = agent.status().await.map(|status| status.state);
+        if state == Some(expected) || tokio::time::Instant::now() >= deadline {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
