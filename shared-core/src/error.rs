@@ -4,7 +4,7 @@
 //! what an installer can act on, each with a stable snake_case [`code`](CommissionError::code),
 //! an actionable message and a [`retryable`](CommissionError::retryable) flag. Shells that cross
 //! a serialisation boundary (Tauri, `--json`) use [`ErrorView`]. Internal module errors are folded
-//! into this type in exactly one place, [`crate::failure`].
+//! into this type in exactly one place, the private `failure` module.
 
 use std::{fmt, time::Duration};
 
