@@ -119,6 +119,9 @@ pub struct DemoArgs {
     /// Seed for the virtual devices' labels.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Sign tickets in-process instead of running the provisioning API (SQLite).
+    #[arg(long)]
+    pub local_signer: bool,
 }
 
 /// `sandbox` subcommands.
@@ -170,6 +173,9 @@ pub struct SandboxUpArgs {
     /// Seed for the virtual devices' labels.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Sign tickets in-process instead of running the provisioning API (SQLite).
+    #[arg(long)]
+    pub local_signer: bool,
 }
 
 /// The sandbox's radio.

@@ -7,6 +7,7 @@
 //! provisioning API runs in-process, [`LocalStack::backend`] is where its HTTP client replaces
 //! [`BalancedSigner`] and the emulator status source.
 
+pub mod api;
 mod balance;
 
 use std::{sync::Arc, time::Duration};
@@ -32,7 +33,8 @@ use fieldlink_device_agent::{
     store::{DeviceIdentity, DpsCredential, MemoryStore, PersistedState, TrustAnchorRecord},
 };
 use fieldlink_dps_emulator::{
-    DpsEmulator, EmulatorConfig, EnrollmentGroup, InstanceConfig, RunningEmulator, Utilisation,
+    DpsEmulator, EmulatorConfig, EnrollmentGroup, InstanceConfig, RunningEmulator,
+    SharedAccessPolicy, Utilisation,
 };
 use fieldlink_protocol::{
     gatt::SERVICE_UUID,
@@ -72,6 +74,9 @@ pub struct StackConfig {
     pub seed: u64,
     /// The devices' fail-safe window.
     pub fail_safe_window: Duration,
+    /// Tickets and status from the real provisioning API (SQLite, in-process); otherwise from
+    /// an in-process signer and the emulator's records.
+    pub api: bool,
 }
 
 /// One virtual device.
@@ -112,6 +117,8 @@ pub struct LocalStack {
     pub assignments: Arc<BalancedSigner>,
     /// The status source.
     pub status: Arc<EmulatorStatusSource>,
+    /// The provisioning API, when the stack runs it.
+    pub api: Option<api::StackApi>,
 }
 
 fn startup_error(what: &str, error: impl std::fmt::Display) -> CliError {
@@ -129,11 +136,21 @@ impl LocalStack {
         let instances: Vec<(String, String)> = (1..=count)
             .map(|k| (format!("dps-{k}"), format!("hub-{k}.azure-devices.net")))
             .collect();
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let policy_key = base64::engine::general_purpose::STANDARD.encode(rng.r#gen::<[u8; 32]>());
         let emulator = DpsEmulator::start(
             EmulatorConfig::with_instances(
                 instances
                     .iter()
-                    .map(|(name, hub)| InstanceConfig::new(name, &[hub.as_str()]))
+                    .map(|(name, hub)| {
+                        let mut instance = InstanceConfig::new(name, &[hub.as_str()]);
+                        instance.shared_access_policies = vec![SharedAccessPolicy {
+                            key_name: api::POLICY.to_owned(),
+                            primary_key: policy_key.clone(),
+                            secondary_key: policy_key.clone(),
+                        }];
+                        instance
+                    })
                     .collect(),
             )
             .with_tls(),
@@ -144,7 +161,6 @@ impl LocalStack {
             .https_base_url()
             .ok_or_else(|| startup_error("the DPS emulator", "HTTPS is off"))?;
 
-        let mut rng = StdRng::seed_from_u64(config.seed);
         let group_key = base64::engine::general_purpose::STANDARD.encode(rng.r#gen::<[u8; 32]>());
         let secondary = base64::engine::general_purpose::STANDARD.encode(rng.r#gen::<[u8; 32]>());
         let signing_key: [u8; 32] = rng.r#gen();
@@ -181,7 +197,25 @@ impl LocalStack {
         let radio = InMemoryRadio::new(config.link);
         let clock: SharedClock = Arc::new(TokioClock::new());
         let ca = emulator.ca_pem().map(|pem| pem.as_bytes().to_vec());
-        let anchor = TrustAnchorRecord::new(KEY_ID, &verifying);
+        let registration_ids: Vec<String> = (1..=config.devices)
+            .map(|index| format!("{}-{index:04}", config.prefix))
+            .collect();
+        let (api, anchors) = if config.api {
+            let names: Vec<String> = instances.iter().map(|(name, _)| name.clone()).collect();
+            let api = api::start(&emulator, &names, &policy_key, &registration_ids).await?;
+            let keys = api
+                .client
+                .ticket_keys()
+                .await
+                .map_err(|error| startup_error("the API's ticket keys", error))?;
+            let anchors = keys
+                .iter()
+                .map(|key| TrustAnchorRecord::new(key.key_id.clone(), &key.public_key))
+                .collect();
+            (Some(api), anchors)
+        } else {
+            (None, vec![TrustAnchorRecord::new(KEY_ID, &verifying)])
+        };
         let wifi = !config.networks.is_empty();
         let template = SimulatedNetworks::new(
             config.networks.clone(),
@@ -200,8 +234,7 @@ impl LocalStack {
         let mut discriminators: Vec<u16> = (0..0x1000).collect();
         discriminators.shuffle(&mut rng);
         let mut devices = Vec::with_capacity(config.devices);
-        for (index, discriminator) in (1..=config.devices).zip(discriminators) {
-            let registration_id = format!("{}-{index:04}", config.prefix);
+        for (registration_id, discriminator) in registration_ids.into_iter().zip(discriminators) {
             let payload = OnboardingPayload::new(
                 registration_id.clone(),
                 PopSecret::generate(&mut rng),
@@ -242,7 +275,7 @@ impl LocalStack {
             let store = Arc::new(MemoryStore::new());
             let agent = DeviceAgent::start(
                 store.clone(),
-                PersistedState::new(identity, vec![anchor.clone()]),
+                PersistedState::new(identity, anchors.clone()),
                 Arc::new(networks),
                 clock.clone(),
                 agent_config,
@@ -275,16 +308,25 @@ impl LocalStack {
             instances: summaries,
             assignments: Arc::new(BalancedSigner::new(signers)),
             status,
+            api,
         })
     }
 
     /// The radio and sources as a [`Backend`].
     pub fn backend(&self) -> Backend {
-        Backend {
-            name: "memory".into(),
-            transport: Arc::new(self.radio.clone()),
-            assignments: self.assignments.clone(),
-            status: self.status.clone(),
+        match &self.api {
+            Some(api) => Backend {
+                name: "memory".into(),
+                transport: Arc::new(self.radio.clone()),
+                assignments: api.client.clone(),
+                status: api.client.clone(),
+            },
+            None => Backend {
+                name: "memory".into(),
+                transport: Arc::new(self.radio.clone()),
+                assignments: self.assignments.clone(),
+                status: self.status.clone(),
+            },
         }
     }
 
@@ -302,6 +344,11 @@ impl LocalStack {
     pub async fn shutdown(self) {
         for device in &self.devices {
             device.agent.shutdown().await;
+        }
+        if let Some(api) = self.api
+            && let Err(error) = api.running.shutdown().await
+        {
+            tracing::warn!(%error, "the provisioning API did not stop cleanly");
         }
         self.emulator.shutdown().await;
     }

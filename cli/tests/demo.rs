@@ -130,11 +130,11 @@ fn network_faults_show_typed_failures_and_the_corrected_retry() {
 }
 
 #[test]
-fn demo_human_output_has_a_table_and_utilisation() {
+fn demo_human_output_has_a_table_and_utilisation_with_the_local_signer_too() {
     let env = common::Env::new();
     let output = env
         .command()
-        .args(["demo", "--devices", "3"])
+        .args(["demo", "--devices", "3", "--local-signer"])
         .timeout(std::time::Duration::from_secs(120))
         .output()
         .unwrap();

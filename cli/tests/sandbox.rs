@@ -23,6 +23,14 @@ fn commission_scan_status_and_offline_confirmation_through_the_manifest() {
         .clone();
     assert_eq!(devices.len(), 4);
     assert!(std::path::Path::new(sandbox.manifest_json()["ca_cert"].as_str().unwrap()).exists());
+    let api = sandbox.manifest_json()["api"].clone();
+    assert!(
+        api["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"),
+        "{api}"
+    );
 
     // Scan sees every virtual device, commissionable.
     let (code, scan) = run_json(&env, &["scan", "--timeout", "0.5", "--sandbox", &manifest]);

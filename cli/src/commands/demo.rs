@@ -88,6 +88,7 @@ pub async fn run(args: DemoArgs, context: &Context) -> Result<Exit, CliError> {
         prefix: "demo-device".into(),
         seed: args.seed,
         fail_safe_window: Duration::from_secs(60),
+        api: !args.local_signer,
     })
     .await?;
     output.info(format!(
@@ -103,7 +104,14 @@ pub async fn run(args: DemoArgs, context: &Context) -> Result<Exit, CliError> {
             ""
         }
     ));
-    output.info("installer: demo (tickets are signed in-process; no sign-in needed)");
+    output.info(match &stack.api {
+        Some(api) => format!(
+            "provisioning API: {} (SQLite in a temporary directory; installer token from the \
+             stack's auto-approved sign-in)",
+            api.running.base_url()
+        ),
+        None => "tickets signed in-process (--local-signer); no sign-in needed".to_owned(),
+    });
     let engine = Arc::new(Engine {
         backend: stack.backend(),
         config: stack.commissioning_config(),

@@ -21,8 +21,8 @@ use crate::{
     fleet::server::{FleetState, serve},
     labels,
     manifest::{
-        DpsEndpoint, FleetEndpoint, MANIFEST_SCHEMA, Manifest, ManifestDevice, TestUser,
-        write_private,
+        ApiEndpoint, DpsEndpoint, FleetEndpoint, MANIFEST_SCHEMA, Manifest, ManifestDevice,
+        TestUser, write_private,
     },
     stack::{LocalStack, StackConfig},
 };
@@ -64,6 +64,7 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
         prefix: "sandbox-device".into(),
         seed: args.seed,
         fail_safe_window: Duration::from_secs(60),
+        api: !args.local_signer,
     })
     .await?;
     let ca_cert = dir.join("ca.pem");
@@ -101,7 +102,10 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
             address: address.to_string(),
             token,
         },
-        api: None,
+        api: stack.api.as_ref().map(|api| ApiEndpoint {
+            url: api.running.base_url(),
+            issuer: crate::stack::api::ISSUER.to_owned(),
+        }),
         dps: DpsEndpoint {
             global_endpoint: stack.emulator.base_url(),
             instances: stack.instances.clone(),
