@@ -194,11 +194,6 @@ def test_cancel_handle_before_the_ticket(sandbox):
     assert sandbox.device_state(5) == "commissionable"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="core: Commissioner::write_all returns at once when the token is cancelled, so the "
-    "Cancel message that rolls the device back is never written; the device keeps registering",
-)
 def test_cancel_handle_after_the_ticket_rolls_the_device_back(sandbox):
     client = sandbox.client(None)
     cancel = fm.CancelHandle()
