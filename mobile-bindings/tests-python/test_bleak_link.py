@@ -41,12 +41,19 @@ def bench():
     started = subprocess.run([str(BENCH / "start.sh")], env=env, capture_output=True, text=True, timeout=60)
     if started.returncode != 0:
         pytest.fail(f"the BLE bench did not start: {started.stderr}")
+    saved = {}
     for line in started.stdout.splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
+        saved[key] = os.environ.get(key)
         os.environ[key] = value.strip("'")
     yield directory
     subprocess.run([str(BENCH / "stop.sh")], env=env, capture_output=True, timeout=60)
     shutil.rmtree(directory, ignore_errors=True)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def run(body):
