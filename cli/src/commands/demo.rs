@@ -246,7 +246,7 @@ fn summarise(stack: &LocalStack, results: &[DeviceResult], elapsed: Duration) ->
         let utilisation = stack.utilisation(&instance.name);
         let line = match &utilisation {
             Some(u) => format!(
-                "{:<8} {:<26} {:>5} devices  {} registrations ({} assigned)  {}/{} per minute  capacity {}",
+                "{:<8} {:<24} {:>5} devices  {} registrations ({} assigned)  {}/{} per min  cap {}",
                 instance.name,
                 instance.hub,
                 devices,
