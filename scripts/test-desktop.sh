@@ -94,10 +94,18 @@ log "Playwright (Debian chromium, mockIPC, axe-core)"
 
 # --- 5. The real app end to end ------------------------------------------------------------------
 log "building the app with the Tauri CLI (debug, features demo,sandbox) and the fieldlink CLI"
-(cd ui && TAURI_APP_PATH=../src-tauri npx tauri build --debug --no-bundle --features demo,sandbox \
-  -- --locked)
+# The Tauri CLI reads CI as a boolean flag (`CI=1` is refused).
+tauri_ci=false
+[ -n "${CI:-}" ] && tauri_ci=true
+(cd ui && CI=$tauri_ci TAURI_APP_PATH=../src-tauri npx tauri build --debug --no-bundle \
+  --features demo,sandbox -- --locked)
 cargo build -p fieldlink-cli --locked
-tools="$root/target/desktop-tools"
+# The binaries live in the cargo target directory, which CI keeps outside the clone.
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+export FIELDLINK_DESKTOP_BIN="$target_dir/debug/fieldlink-desktop"
+export FIELDLINK_BIN="$target_dir/debug/fieldlink"
+tools="$target_dir/desktop-tools"
 if [ ! -x "$tools/bin/tauri-driver" ]; then
   log "installing tauri-driver 2.x into $tools"
   cargo install tauri-driver --version '^2' --locked --root "$tools"
