@@ -114,12 +114,13 @@ suspend fun twoDevicesAtOnce(sandbox: Sandbox) = coroutineScope {
 
 fun main() = runBlocking {
     val sandbox = startSandbox(SandboxConfig(devices = 6u, mtu = MTU, connectionIntervalMs = 2u, seed = 23u))
-    val tests = listOf(
+    val tests: List<Pair<String, suspend (Sandbox) -> Unit>> = listOf(
         "commissions a virtual device through a Kotlin BleLink" to ::commissionsAVirtualDevice,
         "wrong PoP is FieldlinkException.WrongPop" to ::wrongPopIsATypedException,
         "cancelling the coroutine cancels the commissioning" to ::cancellingTheCoroutineCancelsTheCommissioning,
         "CancelHandle from the progress listener" to ::cancelHandleFromTheListener,
         "two devices at once with coroutines" to ::twoDevicesAtOnce,
+        "device-code sign-in with a Kotlin SecretStore" to { _ -> signInWithTheDeviceCodeFlow() },
     )
     var passed = 0
     var failed = 0
