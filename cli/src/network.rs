@@ -5,6 +5,7 @@
 
 use std::{collections::BTreeMap, io::IsTerminal};
 
+use fieldlink_core::secrets::{KeyringStore, SecretStore};
 use fieldlink_protocol::{message::NetworkConfig, secret::Secret};
 
 use crate::{args::NetworkArgs, config::Settings, exit::CliError};
@@ -52,27 +53,51 @@ pub fn profile_target(settings: &Settings, name: &str) -> Result<WifiTarget, Cli
     })
 }
 
-/// Completes `target` with a passphrase: `given` (flag or environment), else a prompt without
-/// echo on the terminal. Without a terminal and without `given`, a configuration error.
+/// The keyring service under which network-profile passphrases are kept.
+pub const NETWORK_SECRET_SERVICE: &str = "fieldlink-network";
+
+/// Completes `target` with a passphrase: `given` (flag or environment), else — for a network
+/// profile — the passphrase remembered in the OS keyring, else a prompt without echo on the
+/// terminal, which a profile then remembers in the keyring (never in a file). Without a
+/// terminal and without a passphrase, a configuration error.
 pub fn with_passphrase(
     target: &WifiTarget,
     given: Option<&str>,
 ) -> Result<NetworkConfig, CliError> {
-    let passphrase = match given {
-        Some(passphrase) => passphrase.to_owned(),
-        None => {
-            if !std::io::stdin().is_terminal() {
-                return Err(CliError::config(format!(
-                    "no passphrase for Wi-Fi network {:?}: pass --wifi-pass or set \
-                     FIELDLINK_WIFI_PASS (there is no terminal to ask on)",
-                    target.ssid
-                )));
+    let keyring = match (&target.profile, given) {
+        (Some(_), None) => KeyringStore::open().ok(),
+        _ => None,
+    };
+    let store = keyring.as_ref().map(|store| store as &dyn SecretStore);
+    resolve_passphrase(target, given, store, prompt_passphrase)
+}
+
+/// [`with_passphrase`] with the store and the prompt injected.
+fn resolve_passphrase(
+    target: &WifiTarget,
+    given: Option<&str>,
+    store: Option<&dyn SecretStore>,
+    prompt: impl FnOnce(&WifiTarget) -> Result<String, CliError>,
+) -> Result<NetworkConfig, CliError> {
+    let remembered = match (given, &target.profile, store) {
+        (None, Some(profile), Some(store)) => store
+            .get(NETWORK_SECRET_SERVICE, profile)
+            .ok()
+            .and_then(|secret| secret.expose_str().ok().map(str::to_owned)),
+        _ => None,
+    };
+    let passphrase = match (given, remembered) {
+        (Some(passphrase), _) => passphrase.to_owned(),
+        (None, Some(passphrase)) => passphrase,
+        (None, None) => {
+            let passphrase = prompt(target)?;
+            if let (Some(profile), Some(store)) = (&target.profile, store) {
+                let secret = fieldlink_core::secrets::Secret::new(passphrase.clone().into_bytes());
+                if let Err(error) = store.set(NETWORK_SECRET_SERVICE, profile, &secret) {
+                    tracing::warn!(code = error.code(), "the passphrase was not remembered");
+                }
             }
-            rpassword::prompt_password(format!(
-                "Wi-Fi passphrase for {:?} (not echoed): ",
-                target.ssid
-            ))
-            .map_err(|error| CliError::config(format!("cannot read the passphrase: {error}")))?
+            passphrase
         }
     };
     Ok(NetworkConfig::Wifi {
@@ -81,6 +106,22 @@ pub fn with_passphrase(
         hidden: target.hidden,
         bssid: None,
     })
+}
+
+/// Asks for the passphrase on the terminal without echo.
+fn prompt_passphrase(target: &WifiTarget) -> Result<String, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::config(format!(
+            "no passphrase for Wi-Fi network {:?}: pass --wifi-pass or set \
+             FIELDLINK_WIFI_PASS (there is no terminal to ask on)",
+            target.ssid
+        )));
+    }
+    rpassword::prompt_password(format!(
+        "Wi-Fi passphrase for {:?} (not echoed): ",
+        target.ssid
+    ))
+    .map_err(|error| CliError::config(format!("cannot read the passphrase: {error}")))
 }
 
 /// Network configs for the flags' default target and each network profile a batch names,
@@ -133,5 +174,51 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    fn passphrase_of(config: &NetworkConfig) -> String {
+        match config {
+            NetworkConfig::Wifi { passphrase, .. } => passphrase.expose().to_owned(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_profile_remembers_its_prompted_passphrase_in_the_secret_store() {
+        let store = fieldlink_core::secrets::MemoryStore::new();
+        let target = WifiTarget {
+            ssid: "site".into(),
+            hidden: false,
+            profile: Some("warehouse".into()),
+        };
+        let first = resolve_passphrase(&target, None, Some(&store), |_| Ok("correct horse".into()))
+            .unwrap();
+        assert_eq!(passphrase_of(&first), "correct horse");
+        let stored = store.get(NETWORK_SECRET_SERVICE, "warehouse").unwrap();
+        assert_eq!(stored.expose_str().unwrap(), "correct horse");
+        // The next run takes it from the store without asking.
+        let second = resolve_passphrase(&target, None, Some(&store), |_| {
+            panic!("must not prompt when the store has the passphrase")
+        })
+        .unwrap();
+        assert_eq!(passphrase_of(&second), "correct horse");
+    }
+
+    #[test]
+    fn a_given_passphrase_wins_and_no_store_means_a_prompt() {
+        let store = fieldlink_core::secrets::MemoryStore::new();
+        let target = WifiTarget {
+            ssid: "site".into(),
+            hidden: false,
+            profile: Some("warehouse".into()),
+        };
+        let given = resolve_passphrase(&target, Some("from flag"), Some(&store), |_| {
+            panic!("must not prompt when given")
+        })
+        .unwrap();
+        assert_eq!(passphrase_of(&given), "from flag");
+        assert!(store.get(NETWORK_SECRET_SERVICE, "warehouse").is_err());
+        let prompted = resolve_passphrase(&target, None, None, |_| Ok("typed".into())).unwrap();
+        assert_eq!(passphrase_of(&prompted), "typed");
     }
 }
