@@ -23,7 +23,7 @@ pub fn profile_from_manifest(path: &str) -> Result<Profile, CommandError> {
         details: error.details,
     })?;
     let (api_url, issuer) = match &manifest.api {
-        Some(api) => (Some(api.url.clone()), Some(api.issuer.clone())),
+        Some(api) => (Some(api.url.clone()), real_issuer(&api.issuer)),
         None => (None, None),
     };
     Ok(Profile {
@@ -38,6 +38,19 @@ pub fn profile_from_manifest(path: &str) -> Result<Profile, CommandError> {
     })
 }
 
+/// The manifest's issuer, unless it is the sandbox's auto-approved stand-in: tokens minted
+/// inside the sandbox under a name in the reserved `.invalid` domain (RFC 2606), which nothing
+/// outside can sign in to. Such a sandbox serves tickets and status through its fleet bridge and
+/// needs no sign-in, as `fieldlink --sandbox` does.
+pub fn real_issuer(issuer: &str) -> Option<String> {
+    let host = url::Url::parse(issuer)
+        .ok()?
+        .host_str()?
+        .to_ascii_lowercase();
+    let reserved = host == "invalid" || host.ends_with(".invalid");
+    (!reserved).then(|| issuer.to_owned())
+}
+
 /// Without the `sandbox` feature: says how to get it.
 #[cfg(not(feature = "sandbox"))]
 pub fn profile_from_manifest(path: &str) -> Result<Profile, CommandError> {
@@ -48,4 +61,22 @@ pub fn profile_from_manifest(path: &str) -> Result<Profile, CommandError> {
             .to_owned(),
     }
     .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_stand_in_issuer_is_no_issuer() {
+        assert_eq!(
+            real_issuer("https://issuer.sandbox.fieldlink.invalid"),
+            None
+        );
+        assert_eq!(real_issuer("not a url"), None);
+        assert_eq!(
+            real_issuer("https://127.0.0.1:8443").as_deref(),
+            Some("https://127.0.0.1:8443")
+        );
+    }
 }
