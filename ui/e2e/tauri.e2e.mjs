@@ -95,9 +95,12 @@ before(async () => {
     XDG_DATA_HOME: join(work, "data"),
     XDG_DOWNLOAD_DIR: join(work, "downloads"),
   };
+  // Its own process group, so the app it starts (through WebKitWebDriver) is stopped with it
+  // even when a failed test leaves the WebDriver session open.
   driver = spawn(DRIVER, ["--port", String(PORT), "--native-port", String(PORT + 1)], {
     stdio: ["ignore", "inherit", "inherit"],
     env,
+    detached: true,
   });
   await waitFor("tauri-driver", async () => {
     try {
@@ -120,7 +123,13 @@ before(async () => {
 
 after(async () => {
   await browser?.deleteSession().catch(() => undefined);
-  driver?.kill();
+  if (driver) {
+    try {
+      process.kill(-driver.pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
   if (sandbox) {
     sandbox.kill("SIGINT");
     await new Promise((resolve) => {
