@@ -1,7 +1,8 @@
 //! The device side over real BlueZ: a GATT server and an LE advertisement through `bluer`.
 //!
 //! [`BluezPeripheral::start`] registers fieldlink's GATT application on a named adapter — RX
-//! ([`RX_CHAR_UUID`], write and write-without-response) and TX ([`TX_CHAR_UUID`], notify) — and
+//! ([`RX_CHAR_UUID`], write and write-without-response) and TX ([`TX_CHAR_UUID`], notify, and
+//! read: the current 4 bytes of service data, which the installer's liveness probe reads) — and
 //! implements [`BlePeripheral`]: [`advertise`](BlePeripheral::advertise) (re-)registers an LE
 //! advertisement with the service UUID, the 4 bytes of service data and the local name, and
 //! [`accept`](BlePeripheral::accept) yields a [`PeripheralConnection`] for each central that
@@ -27,7 +28,7 @@ use bluer::{
         local::{
             Application, ApplicationHandle, Characteristic, CharacteristicControl,
             CharacteristicControlEvent, CharacteristicNotify, CharacteristicNotifyMethod,
-            CharacteristicWrite, CharacteristicWriteMethod, ReqError, Service,
+            CharacteristicRead, CharacteristicWrite, CharacteristicWriteMethod, ReqError, Service,
             characteristic_control,
         },
     },
@@ -108,6 +109,9 @@ struct Active {
 
 type ActiveSlot = Arc<Mutex<Option<Active>>>;
 
+/// The service data last advertised; what a read of TX returns.
+type ServiceDataSlot = Arc<Mutex<[u8; 4]>>;
+
 fn lock(slot: &ActiveSlot) -> std::sync::MutexGuard<'_, Option<Active>> {
     slot.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -133,8 +137,24 @@ fn rx_write_method(active: ActiveSlot) -> CharacteristicWriteMethod {
     }))
 }
 
+/// Reads of TX answer the current service data: cheap, side-effect free, and only a live GATT
+/// server can answer, which is what the installer's liveness probe needs.
+fn tx_read(service_data: ServiceDataSlot) -> CharacteristicRead {
+    CharacteristicRead {
+        read: true,
+        fun: Box::new(move |_request| {
+            let value = service_data
+                .lock()
+                .map_or_else(|poisoned| *poisoned.into_inner(), |data| *data);
+            async move { Ok(value.to_vec()) }.boxed()
+        }),
+        ..CharacteristicRead::default()
+    }
+}
+
 fn application(
     active: ActiveSlot,
+    service_data: ServiceDataSlot,
     control_handle: bluer::gatt::local::CharacteristicControlHandle,
 ) -> Application {
     Application {
@@ -154,6 +174,7 @@ fn application(
                 },
                 Characteristic {
                     uuid: Uuid::from_u128(TX_CHAR_UUID),
+                    read: Some(tx_read(service_data)),
                     notify: Some(CharacteristicNotify {
                         notify: true,
                         method: CharacteristicNotifyMethod::Io,
@@ -176,6 +197,7 @@ pub struct BluezPeripheral {
     address: String,
     adapter: bluer::Adapter,
     advertisement: tokio::sync::Mutex<Option<AdvertisementHandle>>,
+    service_data: ServiceDataSlot,
     connections: tokio::sync::Mutex<mpsc::Receiver<PeripheralConnection>>,
     sessions: JoinHandle<()>,
     _application: ApplicationHandle,
@@ -218,10 +240,15 @@ impl BluezPeripheral {
         let address = call("reading the adapter address", adapter.address()).await?;
 
         let active: ActiveSlot = Arc::new(Mutex::new(None));
+        let service_data: ServiceDataSlot = Arc::new(Mutex::new([0; 4]));
         let (control, control_handle) = characteristic_control();
         let app = call(
             "registering the GATT application",
-            adapter.serve_gatt_application(application(Arc::clone(&active), control_handle)),
+            adapter.serve_gatt_application(application(
+                Arc::clone(&active),
+                Arc::clone(&service_data),
+                control_handle,
+            )),
         )
         .await?;
         let (connections_tx, connections) = mpsc::channel(4);
@@ -232,6 +259,7 @@ impl BluezPeripheral {
             address: address.to_string(),
             adapter,
             advertisement: tokio::sync::Mutex::new(None),
+            service_data,
             connections: tokio::sync::Mutex::new(connections),
             sessions,
             _application: app,
@@ -259,6 +287,10 @@ impl Drop for BluezPeripheral {
 #[async_trait]
 impl BlePeripheral for BluezPeripheral {
     async fn advertise(&self, advertisement: &Advertisement) -> Result<(), PeripheralError> {
+        *self
+            .service_data
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = advertisement.service_data;
         let mut current = self.advertisement.lock().await;
         // One registration per advertisement: drop (unregister) ours before the new one.
         drop(current.take());

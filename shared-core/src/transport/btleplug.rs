@@ -13,7 +13,8 @@
 //! - **Connect:** connect, discover services, *then* read the MTU (btleplug only knows it after
 //!   discovery), pick write-without-response when RX allows it, create the one notification
 //!   stream of the connection and subscribe to TX once. A pump task turns notifications, the
-//!   adapter's `DeviceDisconnected` and a periodic `is_connected` probe into [`LinkEvent`]s.
+//!   adapter's `DeviceDisconnected` and the [`LivenessProbe`] (`is_connected` plus a read of the
+//!   readable TX characteristic while the peripheral is silent) into [`LinkEvent`]s.
 //! - **Deadlines:** every D-Bus call runs under [`BtleplugConfig::call_timeout`] (and the
 //!   caller's deadline); nothing here waits unboundedly, nothing panics.
 //!
@@ -23,6 +24,7 @@
 
 mod adapter;
 mod connection;
+mod liveness;
 mod scan;
 mod unavailable;
 
@@ -34,6 +36,7 @@ use async_trait::async_trait;
 pub use self::{
     adapter::{AdapterSummary, list_adapters},
     connection::BtleplugConnection,
+    liveness::LivenessProbe,
     unavailable::Unavailability,
 };
 use super::{
@@ -48,9 +51,9 @@ pub struct BtleplugConfig {
     pub adapter: Option<String>,
     /// Upper bound for any single platform call (a D-Bus round trip on Linux).
     pub call_timeout: Duration,
-    /// How often an open connection checks that the peripheral is still connected, in case the
-    /// platform's disconnect event is lost (btleplug #332: `events()` may stall).
-    pub liveness_interval: Duration,
+    /// How an open connection checks that the peripheral is still there, in case the platform's
+    /// disconnect event is lost (btleplug #332: `events()` may stall; BlueZoo never sends it).
+    pub liveness: LivenessProbe,
     /// How often a scan re-reads the platform's device list besides listening to events.
     pub scan_poll_interval: Duration,
 }
@@ -60,7 +63,7 @@ impl Default for BtleplugConfig {
         Self {
             adapter: None,
             call_timeout: Duration::from_secs(5),
-            liveness_interval: Duration::from_secs(1),
+            liveness: LivenessProbe::default(),
             scan_poll_interval: Duration::from_millis(250),
         }
     }

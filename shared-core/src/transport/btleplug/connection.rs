@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     BtleplugConfig, bounded,
+    liveness::{self, LastAlive, LivenessProbe},
     unavailable::{adapter_error, link_error},
 };
 use crate::transport::{BleConnection, DisconnectReason, LinkEvent, PeripheralId, TransportError};
@@ -265,11 +266,12 @@ fn start(
     tokio::spawn(pump(Pump {
         peripheral: peripheral.clone(),
         tx_uuid: tx.uuid,
+        probe_read: liveness::readable(&tx, &config.liveness),
         notifications,
         adapter_events,
         state: Arc::clone(&state),
         stop: stop.clone(),
-        liveness_interval: config.liveness_interval,
+        liveness: config.liveness,
         call: config.call_timeout,
     }));
     tracing::debug!(%id, mtu, "BLE link open");
@@ -291,31 +293,36 @@ fn start(
 struct Pump {
     peripheral: Peripheral,
     tx_uuid: uuid::Uuid,
+    /// The characteristic the liveness probe reads (TX, when readable).
+    probe_read: Option<Characteristic>,
     notifications: Notifications,
     adapter_events: AdapterEvents,
     state: Arc<LinkState>,
     stop: CancellationToken,
-    liveness_interval: Duration,
+    liveness: LivenessProbe,
     call: Duration,
 }
-
-/// Consecutive failed liveness probes (errors or timeouts) that count as a lost link.
-const LIVENESS_MISSES: u32 = 3;
 
 /// Forwards TX notifications until the link goes down, then queues the one `Disconnected`.
 async fn pump(mut pump: Pump) {
     let own_id = pump.peripheral.id();
-    let mut liveness = tokio::time::interval(pump.liveness_interval);
-    liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    liveness.reset();
+    let last_alive = LastAlive::now();
+    let probe = liveness::watch(
+        &pump.peripheral,
+        pump.probe_read.as_ref(),
+        pump.liveness,
+        pump.call,
+        &last_alive,
+    );
+    let mut probe = std::pin::pin!(probe);
     let mut events_open = true;
-    let mut misses = 0;
     let reason = loop {
         tokio::select! {
             biased;
             () = pump.stop.cancelled() => return,
             notification = pump.notifications.next() => match notification {
                 Some(n) if n.uuid == pump.tx_uuid => {
+                    last_alive.touch();
                     let _ = pump.state.events.send(LinkEvent::Notification(n.value));
                 }
                 Some(_) => {}
@@ -329,18 +336,7 @@ async fn pump(mut pump: Pump) {
                 Some(_) => {}
                 None => events_open = false,
             },
-            _ = liveness.tick() => {
-                match tokio::time::timeout(pump.call, pump.peripheral.is_connected()).await {
-                    Ok(Ok(true)) => misses = 0,
-                    Ok(Ok(false)) => break DisconnectReason::LinkLoss,
-                    Ok(Err(_)) | Err(_) => {
-                        misses += 1;
-                        if misses >= LIVENESS_MISSES {
-                            break DisconnectReason::LinkLoss;
-                        }
-                    }
-                }
-            }
+            reason = &mut probe => break reason,
         }
     };
     if pump.state.close(reason) {
