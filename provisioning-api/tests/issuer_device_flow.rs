@@ -34,12 +34,26 @@ async fn discovery_lists_every_endpoint() {
         .json()
         .await
         .expect("json");
-    assert_eq!(
-        jwks["keys"][0]["kid"],
-        sandbox.issuer.current_key_id().as_str()
+    let keys = jwks["keys"].as_array().expect("keys");
+    let access_kid = sandbox.issuer.current_key_id();
+    let ed = keys
+        .iter()
+        .find(|k| k["kid"] == access_kid.as_str())
+        .expect("the access-token key is published");
+    assert_eq!(ed["crv"], "Ed25519");
+    assert!(ed.get("d").is_none(), "no private part");
+    let rsa_kid = sandbox
+        .issuer
+        .current_key_id_for(fieldlink_provisioning_api::issuer::SigningAlgorithm::Rs256);
+    let rsa = keys
+        .iter()
+        .find(|k| k["kid"] == rsa_kid.as_str())
+        .expect("the ID-token key is published");
+    assert_eq!(rsa["kty"], "RSA");
+    assert!(
+        rsa.get("d").is_none() && rsa.get("p").is_none(),
+        "no private part"
     );
-    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
-    assert!(jwks["keys"][0].get("d").is_none(), "no private part");
 }
 
 #[tokio::test]

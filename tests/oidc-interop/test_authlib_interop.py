@@ -90,6 +90,24 @@ def verify_access_token(token):
     return claims
 
 
+def verify_id_token(token, nonce=None):
+    """Checks the ID token with authlib.jose: RS256 (OIDC's mandatory algorithm) only."""
+    jwks = requests.get(metadata()["jwks_uri"], verify=CA, timeout=10).json()
+    keys = JsonWebKey.import_key_set(jwks)
+    options = {
+        "iss": {"essential": True, "value": ISSUER},
+        "aud": {"essential": True, "value": CLIENT},
+        "exp": {"essential": True},
+        "sub": {"essential": True, "value": USER},
+    }
+    if nonce is not None:
+        options["nonce"] = {"essential": True, "value": nonce}
+    claims = JsonWebToken(["RS256"]).decode(token, keys, claims_options=options)
+    claims.validate()
+    assert claims.header["alg"] == "RS256"
+    return claims
+
+
 def api_status(token, path="/v1/devices/interop-sensor-1"):
     return requests.get(
         ISSUER + path,
@@ -102,6 +120,13 @@ def api_status(token, path="/v1/devices/interop-sensor-1"):
 def test_metadata_satisfies_rfc8414():
     meta = metadata()
     AuthorizationServerMetadata(meta).validate()
+    # OpenID Connect Discovery 1.0 §3: RS256 must be among the ID-token algorithms.
+    assert "RS256" in meta["id_token_signing_alg_values_supported"]
+    jwks = requests.get(meta["jwks_uri"], verify=CA, timeout=10).json()
+    algs = sorted(key["alg"] for key in jwks["keys"])
+    assert algs == ["EdDSA", "RS256"], jwks
+    rsa = next(key for key in jwks["keys"] if key["kty"] == "RSA")
+    assert rsa["use"] == "sig" and "d" not in rsa
     assert meta["issuer"] == ISSUER
     assert DEVICE_GRANT in meta["grant_types_supported"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
@@ -154,6 +179,7 @@ def test_device_code_flow_with_authlib_and_the_api_accepts_the_token():
 
     claims = verify_access_token(token["access_token"])
     assert claims["sub"] == USER
+    verify_id_token(token["id_token"])
     assert claims["tenant"] == "acme"
     assert "installer" in claims["roles"]
 
@@ -181,8 +207,9 @@ def test_authorization_code_pkce_refresh_and_revocation_with_authlib():
     )
     session.verify = CA
     verifier = generate_token(64)
+    nonce = generate_token(20)
     url, state = session.create_authorization_url(
-        meta["authorization_endpoint"], code_verifier=verifier, nonce=generate_token(20)
+        meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce
     )
 
     browser = requests.Session()
@@ -208,6 +235,7 @@ def test_authorization_code_pkce_refresh_and_revocation_with_authlib():
         meta["token_endpoint"], authorization_response=location, code_verifier=verifier
     )
     assert api_status(token["access_token"]) == 404
+    verify_id_token(token["id_token"], nonce=nonce)
 
     first_refresh = token["refresh_token"]
     refreshed = session.refresh_token(meta["token_endpoint"], refresh_token=first_refresh)

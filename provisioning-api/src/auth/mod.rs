@@ -17,6 +17,22 @@ use serde_json::{Map, Value};
 
 pub use jwks::{JwksError, JwksSource, RemoteJwks, StaticJwks, VerificationKey};
 
+/// The only JWS algorithms a token may use: asymmetric signatures (the sandbox issuer's RS256
+/// and EdDSA, and what external issuers use). Never `none` (which does not even parse as a
+/// header) and never HMAC, whose "secret" could be a published public key. Each key is further
+/// bound to the algorithms its type (or its JWK `alg`) allows.
+pub const ACCEPTED_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
 /// What a caller may do.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
@@ -246,10 +262,7 @@ impl Authenticator {
                 AuthError::Malformed
             }
         })?;
-        if matches!(
-            header.alg,
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-        ) {
+        if !ACCEPTED_ALGORITHMS.contains(&header.alg) {
             return Err(AuthError::AlgorithmRejected);
         }
         let iss = unverified_issuer(token)?;

@@ -1,15 +1,22 @@
 //! The sandbox issuer's configuration (a JSON file): token lifetimes, registered clients, users
 //! with Argon2id password hashes, their tenants and roles.
 
-use std::{collections::HashSet, path::Path};
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::Path,
+};
 
 use serde::{Deserialize, Serialize};
 
+use super::keys::SigningAlgorithm;
 use crate::auth::Role;
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IssuerConfigError {
+    /// The signing keys could not be generated.
+    #[error("cannot generate the issuer's signing keys: {0}")]
+    Keys(String),
     /// The file could not be read or parsed.
     #[error("cannot load the issuer configuration: {0}")]
     Load(String),
@@ -128,6 +135,10 @@ pub struct IssuerConfig {
     pub auto_approve_as: Option<String>,
     /// Registered clients.
     pub clients: Vec<ClientConfig>,
+    /// Per-client ID-token algorithm (OIDC's `id_token_signed_response_alg`), by `client_id`:
+    /// `"RS256"` (every unlisted client) or `"EdDSA"`.
+    #[serde(default)]
+    pub id_token_signed_response_alg: BTreeMap<String, SigningAlgorithm>,
     /// Users.
     pub users: Vec<UserConfig>,
 }
@@ -146,8 +157,17 @@ impl IssuerConfig {
             key_rotation_s: default_key_rotation(),
             auto_approve_as: None,
             clients: Vec::new(),
+            id_token_signed_response_alg: BTreeMap::new(),
             users: Vec::new(),
         }
+    }
+
+    /// The algorithm of `client_id`'s ID tokens (RS256 unless configured otherwise).
+    pub fn id_token_algorithm(&self, client_id: &str) -> SigningAlgorithm {
+        self.id_token_signed_response_alg
+            .get(client_id)
+            .copied()
+            .unwrap_or(SigningAlgorithm::Rs256)
     }
 
     /// Reads a JSON configuration file.
@@ -200,6 +220,15 @@ impl IssuerConfig {
                     ));
                 }
             }
+        }
+        if let Some(unknown) = self
+            .id_token_signed_response_alg
+            .keys()
+            .find(|id| !ids.contains(id.as_str()))
+        {
+            return invalid(format!(
+                "id_token_signed_response_alg names unknown client {unknown:?}"
+            ));
         }
         let mut names = HashSet::new();
         for user in &self.users {
@@ -290,6 +319,11 @@ mod tests {
         let mut bad = config.clone();
         bad.auto_approve_as = Some("mallory".to_owned());
         assert!(bad.validate().is_err());
+
+        let mut bad = config.clone();
+        bad.id_token_signed_response_alg
+            .insert("nobody".to_owned(), SigningAlgorithm::EdDsa);
+        assert!(bad.validate().is_err());
     }
 
     #[test]
@@ -305,5 +339,20 @@ mod tests {
         .expect("parses");
         assert_eq!(config.poll_interval_s, 5);
         assert_eq!(config.access_token_ttl_s, 600);
+        assert_eq!(config.id_token_algorithm("any"), SigningAlgorithm::Rs256);
+        let config: IssuerConfig = serde_json::from_str(
+            r#"{"issuer":"http://127.0.0.1:8080","audience":"a","clients":[{"client_id":"old"}],
+                "users":[],"id_token_signed_response_alg":{"old":"EdDSA"}}"#,
+        )
+        .expect("parses");
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.id_token_algorithm("old"), SigningAlgorithm::EdDsa);
+        assert!(
+            serde_json::from_str::<IssuerConfig>(
+                r#"{"issuer":"http://127.0.0.1:8080","audience":"a","clients":[],"users":[],
+                    "id_token_signed_response_alg":{"old":"HS256"}}"#
+            )
+            .is_err()
+        );
     }
 }

@@ -13,8 +13,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::{Value, json};
 
 use super::{
-    IssuerState, config::ClientConfig, grants::Approval, grants::CodeHandle, grants::GrantError,
-    paths, tokens,
+    IssuerState, SigningAlgorithm, config::ClientConfig, grants::Approval, grants::CodeHandle,
+    grants::GrantError, paths, tokens,
 };
 
 /// The RFC 8628 grant type.
@@ -166,7 +166,7 @@ pub async fn discovery(State(state): State<Arc<IssuerState>>) -> Response {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "id_token_signing_alg_values_supported": SigningAlgorithm::ALL.map(SigningAlgorithm::as_str),
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "code_challenge_methods_supported": ["S256"],
@@ -238,7 +238,7 @@ fn issue(
                 .start_family(approval, code, now, state.config.refresh_token_ttl_s)
         }
     };
-    let body: Value = json!(state.minter().mint(approval, &user, refresh_token, now));
+    let body: Value = json!(state.mint(approval, &user, refresh_token, now));
     tracing::info!(
         client_id = %approval.client_id,
         sub = %user.subject(),

@@ -2,7 +2,7 @@
 //! installers in itself.
 //!
 //! - Discovery: `{issuer}/.well-known/openid-configuration` (and the RFC 8414 twin).
-//! - JWKS with rotating Ed25519 keys: `{issuer}/oauth2/jwks`.
+//! - JWKS with rotating RSA 2048 (RS256) and Ed25519 (EdDSA) keys: `{issuer}/oauth2/jwks`.
 //! - Device authorization grant (RFC 8628): `{issuer}/oauth2/device_authorization`, with the
 //!   verification page `{issuer}/device` where a user signs in and approves or denies.
 //! - Authorization code + PKCE S256 (RFC 7636, mandatory) with registered redirect URIs
@@ -13,7 +13,8 @@
 //! - Users, tenants and roles from a JSON file, passwords as Argon2id hashes
 //!   ([`hash_password`]).
 //!
-//! Access tokens are EdDSA JWTs with `iss`, `aud`, `sub`, `exp`, `tenant` and `roles`, exactly
+//! ID tokens are RS256 JWTs (OIDC Discovery's mandatory algorithm), or EdDSA for a client that
+//! registers `id_token_signed_response_alg: "EdDSA"`. Access tokens are EdDSA JWTs with `iss`, `aud`, `sub`, `exp`, `tenant` and `roles`, exactly
 //! what [`crate::auth::Authenticator`] checks; [`Issuer::trusted_issuer`] plugs the live key
 //! set into the API's configuration. Grant state is held in memory (one process).
 //!
@@ -40,7 +41,7 @@ use axum::{
 
 pub use config::{ClientConfig, IssuerConfig, IssuerConfigError, UserConfig};
 pub use grants::{normalize_user_code, pkce_matches};
-pub use keys::{IssuerJwks, SigningKeys};
+pub use keys::{IssuerJwks, KeyGenerationError, RotatedKeys, SigningAlgorithm, SigningKeys};
 pub use redirect::{is_loopback, is_registered};
 pub use users::hash_password;
 
@@ -90,13 +91,21 @@ impl IssuerState {
         format!("{}{path}", self.prefix)
     }
 
-    fn minter(&self) -> tokens::Minter<'_> {
+    fn mint(
+        &self,
+        approval: &grants::Approval,
+        user: &UserConfig,
+        refresh_token: String,
+        now: i64,
+    ) -> tokens::TokenResponse {
         tokens::Minter {
             issuer: &self.config.issuer,
             audience: &self.config.audience,
             ttl_s: self.config.access_token_ttl_s,
             keys: &self.keys,
+            id_token_algorithm: self.config.id_token_algorithm(&approval.client_id),
         }
+        .mint(approval, user, refresh_token, now)
     }
 
     fn client_name<'a>(&'a self, client_id: &'a str) -> &'a str {
@@ -138,14 +147,17 @@ impl Issuer {
         let prefix = url::Url::parse(&config.issuer)
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .map_err(|e| IssuerConfigError::Invalid(e.to_string()))?;
-        let keys = Arc::new(SigningKeys::new(
-            clock.now_unix(),
-            config.key_rotation_s,
-            config
-                .access_token_ttl_s
-                .max(config.authorization_code_ttl_s)
-                .saturating_add(300),
-        ));
+        let keys = Arc::new(
+            SigningKeys::new(
+                clock.now_unix(),
+                config.key_rotation_s,
+                config
+                    .access_token_ttl_s
+                    .max(config.authorization_code_ttl_s)
+                    .saturating_add(300),
+            )
+            .map_err(|e| IssuerConfigError::Keys(e.to_string()))?,
+        );
         if config.auto_approve_as.is_some() {
             tracing::warn!(
                 issuer = %config.issuer,
@@ -213,13 +225,19 @@ impl Issuer {
         )
     }
 
-    /// Replaces the signing key now (the old one stays published); returns the new key id.
-    pub fn rotate_keys(&self) -> String {
+    /// Replaces the signing keys now (the old ones stay published until their tokens expire);
+    /// returns the new key ids.
+    pub fn rotate_keys(&self) -> Result<RotatedKeys, KeyGenerationError> {
         self.state.keys.rotate(self.state.clock.now_unix())
     }
 
-    /// The key id that signs now.
+    /// The key id that signs access tokens now (EdDSA).
     pub fn current_key_id(&self) -> String {
         self.state.keys.current_key_id()
+    }
+
+    /// The key id that signs with `algorithm` now (RS256: ID tokens by default).
+    pub fn current_key_id_for(&self, algorithm: SigningAlgorithm) -> String {
+        self.state.keys.current_key_id_for(algorithm)
     }
 }

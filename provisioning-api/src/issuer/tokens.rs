@@ -1,11 +1,19 @@
 //! Minting: access tokens (RFC 9068 JWTs the API's verifier accepts: `iss`, `aud`, `sub`, `exp`,
-//! `tenant`, `roles`) and OIDC ID tokens, plus the token-endpoint response body.
+//! `tenant`, `roles`; EdDSA) and OIDC ID tokens (RS256, the algorithm every relying party must
+//! support), plus the token-endpoint response body.
 
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{config::UserConfig, grants::Approval, keys::SigningKeys};
+use super::{
+    config::UserConfig,
+    grants::Approval,
+    keys::{SigningAlgorithm, SigningKeys},
+};
+
+/// The algorithm of access tokens.
+pub const ACCESS_TOKEN_ALGORITHM: SigningAlgorithm = SigningAlgorithm::EdDsa;
 
 /// Scopes this issuer knows; others are dropped from the granted scope (RFC 6749 §3.3).
 pub const SCOPES: &[&str] = &["openid", "profile", "offline_access"];
@@ -50,6 +58,8 @@ pub struct Minter<'a> {
     pub ttl_s: u64,
     /// Signing keys.
     pub keys: &'a SigningKeys,
+    /// The algorithm of the ID token (the client's: RS256 unless it registered EdDSA).
+    pub id_token_algorithm: SigningAlgorithm,
 }
 
 impl Minter<'_> {
@@ -83,7 +93,12 @@ impl Minter<'_> {
         access.insert("client_id".into(), json!(approval.client_id));
         access.insert("scope".into(), json!(scope));
         access.insert("auth_time".into(), json!(approval.auth_time));
-        let access_token = self.keys.sign(&Value::Object(access), "at+jwt", now);
+        let access_token = self.keys.sign(
+            ACCESS_TOKEN_ALGORITHM,
+            &Value::Object(access),
+            "at+jwt",
+            now,
+        );
         let id_token = scope.split(' ').any(|s| s == "openid").then(|| {
             let mut id = self.base_claims(user, now);
             id.insert("aud".into(), json!(approval.client_id));
@@ -95,7 +110,8 @@ impl Minter<'_> {
             if let Some(nonce) = &approval.nonce {
                 id.insert("nonce".into(), json!(nonce));
             }
-            self.keys.sign(&Value::Object(id), "JWT", now)
+            self.keys
+                .sign(self.id_token_algorithm, &Value::Object(id), "JWT", now)
         });
         TokenResponse {
             access_token,
