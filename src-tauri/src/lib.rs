@@ -21,6 +21,7 @@ pub mod run;
 pub mod sandbox;
 pub mod settings_check;
 pub mod site;
+pub mod software_gl;
 pub mod state;
 
 use std::sync::Arc;

@@ -240,7 +240,7 @@
         if (!args.path.endsWith("manifest.json")) {
           throw error("sandbox_unavailable", `no sandbox manifest at ${args.path} (No such file or directory (os error 2)); start one with \`fieldlink sandbox up\``);
         }
-        const profile = { name: "sandbox", organisation: "fieldlink sandbox (5 devices)", site: "sandbox", api_url: null, issuer: null, client_id: null, ca_file: "/tmp/sandbox/ca.pem", sandbox_manifest: args.path };
+        const profile = { name: "sandbox", organisation: "fieldlink sandbox (5 devices)", site: "sandbox", api_url: "https://127.0.0.1:41443", issuer: "https://127.0.0.1:41444", client_id: "fieldlink-desktop", ca_file: "/tmp/sandbox/ca.pem", sandbox_manifest: args.path };
         settings = { ...settings, profiles: [...settings.profiles.filter((p) => p.name !== "sandbox"), profile], active_profile: "sandbox" };
         session = null;
         return settings;
@@ -271,6 +271,14 @@
           }
           if (scenario.signInError) throw scenario.signInError;
           const profile = settings.profiles.find((p) => p.name === args.profile);
+          if (profile.issuer && args.method === "device_code") {
+            // Approved on another device a moment later.
+            args.onEvent.onmessage({ kind: "device_code", user_code: "QKZT-RWMB", verification_uri: `${profile.issuer}/device`, verification_uri_complete: `${profile.issuer}/device?user_code=QKZT-RWMB`, expires_in_s: 600 });
+            await pause(op, 400);
+            session = { profile: profile.name, organisation: profile.organisation, identity: "Sandbox installer", method: "device_code", expires_at_ms: Date.now() + 3_600_000 };
+            settings = { ...settings, active_profile: profile.name };
+            return session;
+          }
           session = { profile: profile.name, organisation: profile.organisation, identity: "local:ann", method: "local", expires_at_ms: null };
           settings = { ...settings, active_profile: profile.name };
           return session;

@@ -404,7 +404,7 @@ describe("error states", () => {
 });
 
 describe("sandbox", () => {
-  it("opening a sandbox manifest adds the profile and leads to sign-in; a wrong path says why", async () => {
+  it("opening a sandbox manifest adds its profile (API, issuer, desktop client, CA) and signs in with a code; a wrong path says why", async () => {
     const page = await openApp(browser, {});
     await page.getByRole("button", { name: "Settings" }).click();
     await page.fill("#manifest-path", "/tmp/nowhere.json");
@@ -416,8 +416,13 @@ describe("sandbox", () => {
     await page.getByRole("button", { name: "Open manifest" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
     assert.ok(await page.getByRole("radio", { name: /fieldlink sandbox/ }).isChecked());
-    await page.getByRole("button", { name: /Continue to fieldlink sandbox/ }).click();
+    assert.match(await page.getByRole("radio", { name: /fieldlink sandbox/ }).locator("..").innerText(), /local sandbox/);
+    await page.getByRole("button", { name: "Sign in with a code" }).click();
+    await page.getByTestId("verification-uri-complete").waitFor();
+    assert.equal(await page.getByTestId("verification-uri-complete").innerText(), "https://127.0.0.1:41444/device?user_code=QKZT-RWMB");
+    assert.equal(await page.getByTestId("user-code").innerText(), "QKZT-RWMB");
     await page.getByRole("heading", { name: "Devices", exact: true }).waitFor();
+    assert.match(await page.getByTestId("session").innerText(), /Sandbox installer/);
     await closePage(page);
   });
 });
