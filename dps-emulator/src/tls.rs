@@ -98,6 +98,7 @@ impl CertificateAuthority {
             cert_pem: certificate.pem(),
             cert_der: certificate.der().clone(),
             key_der: key.serialize_der(),
+            key_pem: key.serialize_pem(),
         })
     }
 }
@@ -109,6 +110,7 @@ pub struct ServerCertificate {
     pub cert_pem: String,
     cert_der: CertificateDer<'static>,
     key_der: Vec<u8>,
+    key_pem: String,
 }
 
 impl fmt::Debug for ServerCertificate {
@@ -120,6 +122,11 @@ impl fmt::Debug for ServerCertificate {
 }
 
 impl ServerCertificate {
+    /// The private key, PEM (PKCS#8; a secret: for servers that load their key from a file).
+    pub fn key_pem(&self) -> String {
+        self.key_pem.clone()
+    }
+
     /// A rustls server configuration (ring provider, TLS 1.2 and 1.3, ALPN h2 and http/1.1).
     pub fn rustls_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());

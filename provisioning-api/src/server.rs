@@ -1,6 +1,8 @@
 //! Assembling and running the API in-process: [`ProvisioningApi::builder`] →
-//! [`ProvisioningApi::router`] (mount it yourself) or [`ProvisioningApi::serve`] (own task on a
-//! listener).
+//! [`ProvisioningApi::router`] (mount it yourself), [`ProvisioningApi::serve`] (plain HTTP, own
+//! task on a listener) or [`ProvisioningApi::serve_tls`] (HTTPS with a rustls configuration).
+//! [`serve_router_tls`] serves any router over HTTPS the same way (the sandbox issuer on a
+//! listener of its own).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -21,6 +23,8 @@ use crate::{
 
 /// How often expired idempotency records are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
+/// How long a stopping server lets in-flight requests finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the API could not start.
 #[derive(Debug, thiserror::Error)]
@@ -163,13 +167,10 @@ impl ProvisioningApi {
         self.state.shared.storage.clone()
     }
 
-    /// Serves on `listener` in a background task until [`RunningApi::shutdown`].
-    pub async fn serve(self, listener: TcpListener) -> Result<RunningApi, StartError> {
-        let addr = listener.local_addr()?;
-        let router = self.router();
-        let (stop, stopped) = oneshot::channel::<()>();
+    /// The background task that purges expired idempotency records.
+    fn spawn_purge(&self) -> JoinHandle<()> {
         let purge_state = self.state.clone();
-        let purge = tokio::spawn(async move {
+        tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             loop {
                 tick.tick().await;
@@ -182,7 +183,17 @@ impl ProvisioningApi {
                     tracing::warn!(%error, "could not purge idempotency keys");
                 }
             }
-        });
+        })
+    }
+
+    /// Serves plain HTTP on `listener` in a background task until [`RunningApi::shutdown`].
+    /// Meant for loopback (tests, a local sandbox behind TLS elsewhere); anything reachable from
+    /// the network should use [`ProvisioningApi::serve_tls`].
+    pub async fn serve(self, listener: TcpListener) -> Result<RunningApi, StartError> {
+        let addr = listener.local_addr()?;
+        let router = self.router();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let purge = self.spawn_purge();
         let task = tokio::spawn(async move {
             let result = axum::serve(listener, router)
                 .with_graceful_shutdown(async {
@@ -194,22 +205,102 @@ impl ProvisioningApi {
         });
         Ok(RunningApi {
             addr,
+            scheme: "http",
             stop: Some(stop),
             task,
         })
     }
 
-    /// Binds `addr` (use port 0 for an ephemeral port) and serves.
+    /// Binds `addr` (use port 0 for an ephemeral port) and serves plain HTTP.
     pub async fn bind(self, addr: SocketAddr) -> Result<RunningApi, StartError> {
         let listener = TcpListener::bind(addr).await?;
         self.serve(listener).await
     }
+
+    /// Serves HTTPS on `listener` with `tls` (a rustls server configuration, e.g. from
+    /// [`crate::settings::TlsSettings::rustls_config`]) until [`RunningApi::shutdown`]. The
+    /// sandbox issuer's routes, when configured, are served on the same listener.
+    pub async fn serve_tls(
+        self,
+        listener: std::net::TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Result<RunningApi, StartError> {
+        let purge = self.spawn_purge();
+        spawn_tls(self.router(), listener, tls, Some(purge))
+    }
+
+    /// Binds `addr` (use port 0 for an ephemeral port) and serves HTTPS with `tls`.
+    pub async fn bind_tls(
+        self,
+        addr: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Result<RunningApi, StartError> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        self.serve_tls(listener, tls).await
+    }
 }
 
-/// A running API.
+/// Serves `router` over HTTPS on `listener` with `tls` in a background task (no API state: the
+/// sandbox issuer alone, for instance). Must be called inside a tokio runtime.
+pub fn serve_router_tls(
+    router: Router,
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<RunningApi, StartError> {
+    spawn_tls(router, listener, tls, None)
+}
+
+/// The HTTPS server task; `companion` (the purge task) is stopped with it.
+fn spawn_tls(
+    router: Router,
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    companion: Option<JoinHandle<()>>,
+) -> Result<RunningApi, StartError> {
+    let prepared = listener
+        .set_nonblocking(true)
+        .and_then(|()| listener.local_addr());
+    let addr = match prepared {
+        Ok(addr) => addr,
+        Err(error) => {
+            if let Some(companion) = companion {
+                companion.abort();
+            }
+            return Err(error.into());
+        }
+    };
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )
+    .handle(handle.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let watcher = tokio::spawn(async move {
+            let _ = stopped.await;
+            handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        });
+        let result = server.serve(router.into_make_service()).await;
+        watcher.abort();
+        if let Some(companion) = companion {
+            companion.abort();
+        }
+        result
+    });
+    Ok(RunningApi {
+        addr,
+        scheme: "https",
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// A running API (or a router served by [`serve_router_tls`]).
 #[derive(Debug)]
 pub struct RunningApi {
     addr: SocketAddr,
+    scheme: &'static str,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -220,9 +311,14 @@ impl RunningApi {
         self.addr
     }
 
-    /// `http://{addr}`.
+    /// `http://{addr}`, or `https://{addr}` when served with TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.scheme == "https"
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 10 s), and returns.
@@ -230,7 +326,7 @@ impl RunningApi {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match tokio::time::timeout(Duration::from_secs(10), &mut self.task).await {
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await {
             Ok(Ok(result)) => Ok(result?),
             Ok(Err(join)) => Err(StartError::Io(std::io::Error::other(join.to_string()))),
             Err(_) => {

@@ -3,7 +3,8 @@
 //!
 //! ```json
 //! {
-//!   "listen": "0.0.0.0:8080",
+//!   "listen": "0.0.0.0:8443",
+//!   "tls": { "cert_file": "/etc/fieldlink/api.crt", "key_file": "/etc/fieldlink/api.key" },
 //!   "storage": { "postgres": { "url_env": "FIELDLINK_API_DATABASE_URL", "max_connections": 32 } },
 //!   "operator_tenant": "operator",
 //!   "issuers": [{
@@ -19,6 +20,10 @@
 //!                  "service_credentials": { "policy_name": "provisioningserviceowner", "key": "…" } }]
 //! }
 //! ```
+//!
+//! Without `tls` the server speaks plain HTTP, and only when `listen` is a loopback address
+//! (local development, or behind a TLS-terminating proxy on the same host); any other address
+//! without `tls` is refused at load time.
 
 use std::{
     collections::HashMap,
@@ -85,6 +90,46 @@ fn default_pool() -> u32 {
     16
 }
 
+/// The HTTPS listener's certificate and key (PEM files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Certificate chain, PEM: the server certificate first, then any intermediates.
+    pub cert_file: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+impl TlsSettings {
+    /// The rustls server configuration (ring provider, TLS 1.2 and 1.3, ALPN h2 and
+    /// http/1.1).
+    pub fn rustls_config(&self) -> Result<Arc<rustls::ServerConfig>, SettingsError> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let load = |path: &Path, reason: String| SettingsError::Load {
+            path: path.display().to_string(),
+            reason,
+        };
+        let chain = CertificateDer::pem_file_iter(&self.cert_file)
+            .map_err(|e| load(&self.cert_file, e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| load(&self.cert_file, e.to_string()))?;
+        if chain.is_empty() {
+            return Err(load(&self.cert_file, "no PEM certificate in it".to_owned()));
+        }
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|e| load(&self.key_file, format!("no usable PEM private key: {e}")))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| SettingsError::Invalid(format!("tls: {e}")))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| SettingsError::Invalid(format!("tls: certificate and key: {e}")))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
 /// One trusted token issuer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +166,10 @@ pub struct FileConfig {
     /// Listen address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate. Without it the server speaks plain HTTP, which is
+    /// accepted only when `listen` is a loopback address.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
     /// Storage.
     pub storage: StorageSettings,
     /// Operator tenant.
@@ -194,6 +243,13 @@ impl FileConfig {
             return Err(SettingsError::Invalid(
                 "ticket_lifetime_s must be within 1..=86400".to_owned(),
             ));
+        }
+        if config.tls.is_none() && !config.listen.ip().is_loopback() {
+            return Err(SettingsError::Invalid(format!(
+                "listen {} is not a loopback address and no tls {{cert_file, key_file}} is \
+                 configured: plain HTTP is served on loopback only",
+                config.listen
+            )));
         }
         Ok(config)
     }
@@ -401,5 +457,67 @@ mod tests {
             FileConfig::load(&file),
             Err(SettingsError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_and_tls_files_load() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("api.json");
+        std::fs::write(
+            &file,
+            r#"{"listen": "0.0.0.0:8080", "storage": {"sqlite": {"path": "x.db"}}}"#,
+        )
+        .expect("write");
+        let refused = FileConfig::load(&file).expect_err("public plain HTTP is refused");
+        assert!(refused.to_string().contains("loopback"), "{refused}");
+        std::fs::write(
+            &file,
+            r#"{"listen": "[::1]:8080", "storage": {"sqlite": {"path": "x.db"}}}"#,
+        )
+        .expect("write");
+        assert!(FileConfig::load(&file).expect("loopback").tls.is_none());
+
+        let ca = fieldlink_dps_emulator::tls::CertificateAuthority::generate().expect("ca");
+        let server = ca
+            .issue_server_certificate(&["api.example".to_owned()])
+            .expect("certificate");
+        let cert = dir.path().join("api.crt");
+        let key = dir.path().join("api.key");
+        std::fs::write(&cert, &server.cert_pem).expect("write");
+        std::fs::write(&key, server.key_pem()).expect("write");
+        std::fs::write(
+            &file,
+            serde_json::json!({"listen": "0.0.0.0:8443",
+                               "tls": {"cert_file": cert, "key_file": key},
+                               "storage": {"sqlite": {"path": "x.db"}}})
+            .to_string(),
+        )
+        .expect("write");
+        let config = FileConfig::load(&file).expect("public with tls");
+        let tls = config.tls.expect("tls");
+        let rustls = tls.rustls_config().expect("loads");
+        assert_eq!(rustls.alpn_protocols[1], b"http/1.1");
+
+        let swapped = TlsSettings {
+            cert_file: key.clone(),
+            key_file: cert.clone(),
+        };
+        assert!(
+            swapped.rustls_config().is_err(),
+            "a key is not a certificate"
+        );
+        let wrong_key = dir.path().join("other.key");
+        let other = ca
+            .issue_server_certificate(&["api.example".to_owned()])
+            .expect("certificate");
+        std::fs::write(&wrong_key, other.key_pem()).expect("write");
+        let mismatched = TlsSettings {
+            cert_file: cert,
+            key_file: wrong_key,
+        };
+        assert!(
+            mismatched.rustls_config().is_err(),
+            "a key that does not match the certificate is refused"
+        );
     }
 }

@@ -4,6 +4,9 @@
 //! provisioning-api --config api.json      # or FIELDLINK_API_CONFIG=api.json
 //! provisioning-api --openapi              # print the OpenAPI document and exit
 //! ```
+//!
+//! With `tls: {cert_file, key_file}` in the configuration it serves HTTPS; without it, plain
+//! HTTP on a loopback `listen` address only (any other address is refused at start).
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -63,8 +66,24 @@ async fn serve(path: PathBuf) -> Result<(), String> {
         builder = builder.issuer(Issuer::new(config).map_err(|e| e.to_string())?);
     }
     let api = builder.build().await.map_err(|e| e.to_string())?;
-    let running = api.bind(file.listen).await.map_err(|e| e.to_string())?;
-    tracing::info!(addr = %running.addr(), "provisioning API listening");
+    let running = match &file.tls {
+        Some(tls) => {
+            let config = tls.rustls_config().map_err(|e| e.to_string())?;
+            api.bind_tls(file.listen, config)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        None => {
+            // `FileConfig::load` refused a non-loopback address without TLS.
+            tracing::warn!(
+                addr = %file.listen,
+                "no tls configured: serving plain HTTP on loopback only (local development, or \
+                 behind a TLS-terminating proxy on this host)"
+            );
+            api.bind(file.listen).await.map_err(|e| e.to_string())?
+        }
+    };
+    tracing::info!(url = %running.base_url(), "provisioning API listening");
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     tracing::info!("shutting down");
     running.shutdown().await.map_err(|e| e.to_string())
