@@ -178,12 +178,11 @@ impl BleTransport for FleetClient {
         filter: ScanFilter,
         timeout: Duration,
     ) -> Result<Vec<DiscoveredDevice>, TransportError> {
-        // The remote scan ends a little before `timeout`, so its answer crosses the socket
-        // before the caller's own deadline (which is usually the same duration).
-        let remote = timeout.saturating_sub((timeout / 5).min(Duration::from_secs(1)));
+        // `timeout` is the workflow's listening window, which already ends before its scanning
+        // deadline (`StepDeadlines::scan_window`), so the remote scan listens exactly that long.
         let request = Request::Scan {
             discriminator: filter.discriminator,
-            timeout_ms: u64::try_from(remote.as_millis()).unwrap_or(u64::MAX),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         };
         let deadline = timeout.saturating_add(EXCHANGE_DEADLINE);
         match self.open(request, deadline).await {

@@ -233,16 +233,12 @@ impl Commissioner {
         match action {
             Action::Scan { filter, timeout } => {
                 let transport = Arc::clone(&self.transport);
+                // No timeout of its own: the scanning step's deadline (in the machine) governs,
+                // and the scan is dropped with the workflow when it fires.
                 async move {
-                    let scanned = tokio::time::timeout(
-                        timeout.saturating_mul(2),
-                        transport.scan(filter, timeout),
-                    )
-                    .await;
-                    Completion::Input(match scanned {
-                        Ok(Ok(devices)) => Input::ScanCompleted(devices),
-                        Ok(Err(error)) => Input::ScanFailed(error),
-                        Err(_) => Input::ScanFailed(TransportError::Timeout),
+                    Completion::Input(match transport.scan(filter, timeout).await {
+                        Ok(devices) => Input::ScanCompleted(devices),
+                        Err(error) => Input::ScanFailed(error),
                     })
                 }
                 .boxed()

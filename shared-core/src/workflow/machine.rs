@@ -141,7 +141,7 @@ impl Machine {
                 service_uuid: self.config.service_uuid,
                 discriminator,
             },
-            timeout: self.config.deadlines.scanning,
+            timeout: self.config.deadlines.scan_window(),
         });
         if let Some(registration_id) = self.registration_id.clone() {
             self.fetch_assignment(registration_id, now, &mut actions);

@@ -131,6 +131,15 @@ impl Default for StepDeadlines {
 }
 
 impl StepDeadlines {
+    /// How long a scan listens: the scanning deadline minus a margin (a fifth of it, at most
+    /// 1 s) in which the answer reaches the workflow, over a socket or a platform queue, before
+    /// the deadline. A scan that still has not answered at the deadline fails the step with
+    /// `timeout{scanning}`; there is no other scan deadline.
+    pub fn scan_window(&self) -> Duration {
+        let margin = (self.scanning / 5).min(Duration::from_secs(1));
+        self.scanning.saturating_sub(margin)
+    }
+
     /// The deadline of `step`.
     pub fn of(&self, step: Step) -> Duration {
         match step {
@@ -285,11 +294,14 @@ pub enum Input {
 /// What the driver must do.
 #[derive(Debug, Clone)]
 pub enum Action {
-    /// Scan; answer with `ScanCompleted`/`ScanFailed`.
+    /// Scan; answer with `ScanCompleted`/`ScanFailed`. The scanning step's deadline governs:
+    /// `timeout` is the listening window ([`StepDeadlines::scan_window`]), which ends before
+    /// that deadline, so a scan that listens the whole window (a manual code's 4-bit
+    /// discriminator cannot stop at the first match) answers in time.
     Scan {
         /// What to look for.
         filter: ScanFilter,
-        /// How long.
+        /// How long to listen.
         timeout: Duration,
     },
     /// Connect; answer with `Connected`/`ConnectFailed`.

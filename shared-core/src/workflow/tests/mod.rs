@@ -2,6 +2,7 @@
 //! fake device, with paused time.
 
 mod fake_device;
+mod scan_deadline;
 
 use std::{
     sync::{Arc, Mutex},
