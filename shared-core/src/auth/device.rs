@@ -2,7 +2,7 @@
 //! the verification URI (or scans its QR code) on any device; the client polls at the server's
 //! interval, adds 5 s on every `slow_down`, and gives up at `expires_in`.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc, time::Duration};
 
 use openidconnect::{Scope, core::CoreDeviceAuthorizationResponse};
 
@@ -101,6 +101,24 @@ impl AuthClient {
     /// Polls until the user approves (→ the session, stored), denies (`access_denied`), or the
     /// code expires (`sign_in_expired`). Dropping the future cancels.
     pub async fn finish_device_sign_in(&self, sign_in: DeviceSignIn) -> Result<Session, AuthError> {
+        self.finish_device_sign_in_with_sleep(sign_in, tokio::time::sleep)
+            .await
+    }
+
+    /// [`AuthClient::finish_device_sign_in`] with the wait between polls supplied by the caller
+    /// (`tokio::time::sleep` there). Polling follows RFC 8628 §3.5: the first poll at once, then
+    /// `sleep(interval)` before each next one, starting from the server's `interval` and adding
+    /// 5 s on every `slow_down` (kept for the rest of the sign-in). Tests pass a sleep that
+    /// records the intervals and moves a simulated clock instead of waiting.
+    pub async fn finish_device_sign_in_with_sleep<S, F>(
+        &self,
+        sign_in: DeviceSignIn,
+        sleep: S,
+    ) -> Result<Session, AuthError>
+    where
+        S: Fn(Duration) -> F,
+        F: Future<Output = ()>,
+    {
         let DeviceSignIn {
             details, metadata, ..
         } = sign_in;
@@ -109,7 +127,7 @@ impl AuthClient {
             .set_token_uri(Self::token_url(&metadata)?);
         let response = client
             .exchange_device_access_token(&details)
-            .request_async(&self.http, tokio::time::sleep, None)
+            .request_async(&self.http, sleep, None)
             .await
             .map_err(|e| request_error(&e, &self.profile.name))?;
         self.accept(&metadata, &response, None).await

@@ -10,6 +10,7 @@ use fieldlink_core::auth::Profile;
 use fieldlink_dps_emulator::tls::CertificateAuthority;
 use fieldlink_provisioning_api::{
     ApiConfig, ProvisioningApi,
+    clock::{Clock, SystemClock},
     issuer::{ClientConfig, Issuer, IssuerConfig, UserConfig, hash_password},
     storage::SqliteStorage,
 };
@@ -50,6 +51,15 @@ fn user(username: &str, tenant: &str, role: &str, hash: &str) -> UserConfig {
 impl Sandbox {
     /// Over HTTPS (`tls`) or plain loopback HTTP; `tweak` edits the issuer configuration.
     pub async fn start(tls: bool, tweak: impl FnOnce(&mut IssuerConfig)) -> Self {
+        Self::start_with_clock(tls, Arc::new(SystemClock), tweak).await
+    }
+
+    /// [`Sandbox::start`] with the issuer on `clock` (device-code polling tests move it).
+    pub async fn start_with_clock(
+        tls: bool,
+        clock: Arc<dyn Clock>,
+        tweak: impl FnOnce(&mut IssuerConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -73,7 +83,7 @@ impl Sandbox {
             user("bob", "globex", "installer", &hash),
         ];
         tweak(&mut config);
-        let issuer = Issuer::new(config).expect("issuer");
+        let issuer = Issuer::with_clock(config, clock).expect("issuer");
         let storage = SqliteStorage::open(dir.path().join("api.db"))
             .await
             .expect("sqlite");
