@@ -129,10 +129,14 @@ pub struct DemoArgs {
 pub enum SandboxCommand {
     /// Start the sandbox and keep it running until Ctrl-C.
     ///
-    /// Runs the DPS emulator (HTTPS on loopback) and a virtual fleet whose radio is reachable
-    /// from other processes over a loopback socket, and writes a JSON manifest with the URLs,
-    /// the CA certificate, the test users and every device's onboarding payload. Point other
-    /// commands at it with `--sandbox MANIFEST` (or a profile with `sandbox = "MANIFEST"`).
+    /// Runs the provisioning API, the sandbox OIDC issuer and the DPS emulator over HTTPS on
+    /// loopback (one private CA signs all three certificates) and a virtual fleet whose radio is
+    /// reachable from other processes over a loopback socket, and writes a JSON manifest (mode
+    /// 0600) with the URLs, the CA certificate, the issuer's clients, the test users and their
+    /// passwords, and every device's onboarding payload. Point other commands at it with
+    /// `--sandbox MANIFEST` (fleet socket: radio, tickets and status), or sign in to it like a
+    /// real organisation: `fieldlink profile add NAME --from-sandbox MANIFEST`, then
+    /// `fieldlink --profile NAME login`.
     Up(SandboxUpArgs),
     /// Show what each virtual device of a running sandbox holds.
     Devices(SandboxRef),
@@ -173,9 +177,15 @@ pub struct SandboxUpArgs {
     /// Seed for the virtual devices' labels.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Sign tickets in-process instead of running the provisioning API (SQLite).
+    /// Sign tickets in-process instead of running the provisioning API (SQLite) and its
+    /// issuer.
     #[arg(long)]
     pub local_signer: bool,
+    /// DEMO ONLY: the sandbox issuer approves every sign-in as the installer test user, without
+    /// its sign-in page. Off by default: sign in with the test user's password from the
+    /// manifest.
+    #[arg(long)]
+    pub auto_approve: bool,
 }
 
 /// The sandbox's radio.
@@ -426,7 +436,7 @@ pub enum ProfileCommand {
         name: Option<String>,
     },
     /// Add or update a profile.
-    Add(ProfileAddArgs),
+    Add(Box<ProfileAddArgs>),
     /// Make a profile the default.
     Use {
         /// The profile.
@@ -471,6 +481,11 @@ pub struct ProfileAddArgs {
     /// Allow plain http:// to loopback addresses (local development only).
     #[arg(long)]
     pub allow_insecure_loopback: bool,
+    /// Take the API URL, issuer URL, CLI client id and CA file from a running sandbox's
+    /// manifest (`fieldlink sandbox up`): sign in to it with `login` like a real organisation.
+    /// Other flags given with it win.
+    #[arg(long, value_name = "MANIFEST", conflicts_with = "sandbox")]
+    pub from_sandbox: Option<PathBuf>,
     /// Also make it the default profile.
     #[arg(long)]
     pub default: bool,

@@ -1,7 +1,13 @@
 //! The sandbox manifest: everything another process needs to use a running sandbox.
 //!
-//! It holds the devices' onboarding payloads (their PoPs), so it is written with mode 0600 and
-//! removed when the sandbox stops. The schema is documented in `docs/cli.md`.
+//! It holds the devices' onboarding payloads (their PoPs) and the test users' passwords, so it
+//! is written with mode 0600 and removed when the sandbox stops. The schema is documented in
+//! `docs/cli.md`.
+//!
+//! Schema 2 (HTTPS sandbox with a real issuer) adds to schema 1: `issuer` (URL, audience,
+//! registered clients, whether sign-in is auto-approved) and the test users' passwords; every
+//! URL is `https://`, and `ca_cert` is the one CA that signs the API, issuer and DPS emulator
+//! certificates. Schema-1 fields keep their names and meaning.
 
 use std::{
     net::SocketAddr,
@@ -17,7 +23,7 @@ use crate::{
 };
 
 /// Version of the manifest format.
-pub const MANIFEST_SCHEMA: u32 = 1;
+pub const MANIFEST_SCHEMA: u32 = 2;
 
 /// A running sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,9 +39,13 @@ pub struct Manifest {
     /// The provisioning API, once the sandbox runs it (`null` until then: the bridge serves
     /// tickets and status).
     pub api: Option<ApiEndpoint>,
+    /// The sandbox OIDC issuer, when the sandbox runs the API (`null` otherwise).
+    #[serde(default)]
+    pub issuer: Option<IssuerEndpoint>,
     /// The DPS emulator.
     pub dps: DpsEndpoint,
-    /// The CA certificate (PEM) that signs the sandbox's HTTPS certificates.
+    /// The CA certificate (PEM) that signs every HTTPS certificate of the sandbox (API, issuer,
+    /// DPS emulator).
     pub ca_cert: PathBuf,
     /// Test users.
     pub users: Vec<TestUser>,
@@ -59,6 +69,37 @@ pub struct ApiEndpoint {
     pub url: String,
     /// OIDC issuer URL.
     pub issuer: String,
+}
+
+/// The sandbox OIDC issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerEndpoint {
+    /// Issuer URL (`iss`; discovery at `{url}/.well-known/openid-configuration`).
+    pub url: String,
+    /// The `aud` of its access tokens (the API).
+    pub audience: String,
+    /// Registered clients.
+    pub clients: Vec<ManifestClient>,
+    /// Every sign-in is approved by the issuer itself as the first user (demo only).
+    pub auto_approve: bool,
+}
+
+/// A client registered at the sandbox issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestClient {
+    /// `client_id`.
+    pub client_id: String,
+    /// `device_code` (CLI) or `authorization_code` (with PKCE: desktop, mobile).
+    pub grant: String,
+    /// Registered redirect URIs (loopback ones match any port).
+    pub redirect_uris: Vec<String>,
+}
+
+impl IssuerEndpoint {
+    /// The client using `grant` (the first one).
+    pub fn client_for(&self, grant: &str) -> Option<&ManifestClient> {
+        self.clients.iter().find(|client| client.grant == grant)
+    }
 }
 
 /// The DPS emulator.
@@ -111,20 +152,37 @@ impl Manifest {
                 ),
             )
         })?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|error| {
+        // The schema first: an older or newer manifest gets a clear error, not a field error.
+        #[derive(Deserialize)]
+        struct Version {
+            schema: u32,
+        }
+        let not_a_manifest = |error: serde_json::Error| {
             CliError::config(format!(
                 "{} is not a sandbox manifest: {error}",
                 path.display()
             ))
-        })?;
-        if manifest.schema != MANIFEST_SCHEMA {
-            return Err(CliError::config(format!(
-                "{} has manifest schema {}, this fieldlink reads {MANIFEST_SCHEMA}",
-                path.display(),
-                manifest.schema
-            )));
+        };
+        let version: Version = serde_json::from_str(&text).map_err(not_a_manifest)?;
+        match version.schema {
+            MANIFEST_SCHEMA => {}
+            older if older < MANIFEST_SCHEMA => {
+                return Err(CliError::config(format!(
+                    "{} has manifest schema {older}, written by an older fieldlink (plain-HTTP \
+                     API, no sign-in); this fieldlink reads schema {MANIFEST_SCHEMA}: restart the \
+                     sandbox with this fieldlink (`fieldlink sandbox up`)",
+                    path.display()
+                )));
+            }
+            newer => {
+                return Err(CliError::config(format!(
+                    "{} has manifest schema {newer}, written by a newer fieldlink; this fieldlink \
+                     reads schema {MANIFEST_SCHEMA}: use the same fieldlink as the sandbox",
+                    path.display()
+                )));
+            }
         }
-        Ok(manifest)
+        serde_json::from_str(&text).map_err(not_a_manifest)
     }
 
     /// Writes the manifest atomically with mode 0600.

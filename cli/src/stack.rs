@@ -1,14 +1,21 @@
-//! The in-process stack behind `demo` and `sandbox up`: a DPS emulator (HTTPS on loopback)
-//! with K instances, N virtual devices (real device agents) behind the core's in-memory radio,
-//! a ticket signer the devices trust that spreads devices over the instances (least-loaded,
-//! sticky), and a registration-status source over the emulator.
+//! The in-process stack behind `demo` and `sandbox up`, HTTPS throughout on loopback with ONE
+//! private CA (rcgen) that signs every server certificate:
 //!
-//! It is `fieldlink_tests::world` generalised to K DPS instances (the world has one). Once the
-//! provisioning API runs in-process, [`LocalStack::backend`] is where its HTTP client replaces
-//! [`BalancedSigner`] and the emulator status source.
+//! - a DPS emulator with K instances (devices register over HTTPS; the API calls its service
+//!   API over HTTPS);
+//! - the sandbox OIDC issuer on a listener of its own ([`issuer`]);
+//! - the provisioning API on SQLite, trusting that issuer ([`api`]), reached with the core's API
+//!   client whose tokens come from a real device-code sign-in ([`sign_in`]);
+//! - N virtual devices (real device agents) behind the core's in-memory radio, trusting the
+//!   API's ticket keys.
+//!
+//! `--local-signer` swaps the API (and the issuer) for an in-process ticket signer that spreads
+//! devices over the instances (least-loaded, sticky) and a status source over the emulator.
 
 pub mod api;
 mod balance;
+pub mod issuer;
+pub mod sign_in;
 
 use std::{sync::Arc, time::Duration};
 
@@ -34,7 +41,7 @@ use fieldlink_device_agent::{
 };
 use fieldlink_dps_emulator::{
     DpsEmulator, EmulatorConfig, EnrollmentGroup, InstanceConfig, RunningEmulator,
-    SharedAccessPolicy, Utilisation,
+    SharedAccessPolicy, TlsOptions, Utilisation, tls::CertificateAuthority,
 };
 use fieldlink_protocol::{
     gatt::SERVICE_UUID,
@@ -74,9 +81,11 @@ pub struct StackConfig {
     pub seed: u64,
     /// The devices' fail-safe window.
     pub fail_safe_window: Duration,
-    /// Tickets and status from the real provisioning API (SQLite, in-process); otherwise from
-    /// an in-process signer and the emulator's records.
+    /// Tickets and status from the real provisioning API (SQLite, in-process) behind the
+    /// sandbox issuer; otherwise from an in-process signer and the emulator's records.
     pub api: bool,
+    /// The issuer approves every sign-in as the installer test user by itself (demo only).
+    pub auto_approve: bool,
 }
 
 /// One virtual device.
@@ -119,6 +128,13 @@ pub struct LocalStack {
     pub status: Arc<EmulatorStatusSource>,
     /// The provisioning API, when the stack runs it.
     pub api: Option<api::StackApi>,
+    /// The sandbox issuer, when the stack runs the API.
+    pub issuer: Option<issuer::StackIssuer>,
+    /// The CA certificate (PEM) that signs every server certificate of the stack.
+    pub ca_pem: String,
+    /// The CA certificate as a file (in `files`).
+    pub ca_file: std::path::PathBuf,
+    files: tempfile::TempDir,
 }
 
 fn startup_error(what: &str, error: impl std::fmt::Display) -> CliError {
@@ -138,23 +154,34 @@ impl LocalStack {
             .collect();
         let mut rng = StdRng::seed_from_u64(config.seed);
         let policy_key = base64::engine::general_purpose::STANDARD.encode(rng.r#gen::<[u8; 32]>());
-        let emulator = DpsEmulator::start(
-            EmulatorConfig::with_instances(
-                instances
-                    .iter()
-                    .map(|(name, hub)| {
-                        let mut instance = InstanceConfig::new(name, &[hub.as_str()]);
-                        instance.shared_access_policies = vec![SharedAccessPolicy {
-                            key_name: api::POLICY.to_owned(),
-                            primary_key: policy_key.clone(),
-                            secondary_key: policy_key.clone(),
-                        }];
-                        instance
-                    })
-                    .collect(),
-            )
-            .with_tls(),
-        )
+        let ca = CertificateAuthority::generate()
+            .map_err(|error| startup_error("the sandbox CA", error))?;
+        let ca_pem = ca.cert_pem();
+        let files =
+            tempfile::tempdir().map_err(|error| startup_error("the stack's files", error))?;
+        let ca_file = files.path().join("ca.pem");
+        crate::manifest::write_private(&ca_file, ca_pem.as_bytes())?;
+        // The emulator re-creates the same CA from its key (same name and key identifier), so
+        // its certificate chains to `ca_pem`; it serves HTTPS only.
+        let emulator = DpsEmulator::start(EmulatorConfig {
+            http_bind: None,
+            tls: Some(TlsOptions {
+                ca_key_pem: Some(ca.key_pem()),
+                ..TlsOptions::default()
+            }),
+            instances: instances
+                .iter()
+                .map(|(name, hub)| {
+                    let mut instance = InstanceConfig::new(name, &[hub.as_str()]);
+                    instance.shared_access_policies = vec![SharedAccessPolicy {
+                        key_name: api::POLICY.to_owned(),
+                        primary_key: policy_key.clone(),
+                        secondary_key: policy_key.clone(),
+                    }];
+                    instance
+                })
+                .collect(),
+        })
         .await
         .map_err(|error| startup_error("the DPS emulator", error))?;
         let global_endpoint = emulator
@@ -196,13 +223,25 @@ impl LocalStack {
 
         let radio = InMemoryRadio::new(config.link);
         let clock: SharedClock = Arc::new(TokioClock::new());
-        let ca = emulator.ca_pem().map(|pem| pem.as_bytes().to_vec());
+        let device_ca = Some(ca_pem.as_bytes().to_vec());
         let registration_ids: Vec<String> = (1..=config.devices)
             .map(|index| format!("{}-{index:04}", config.prefix))
             .collect();
+        let mut stack_issuer = None;
         let (api, anchors) = if config.api {
             let names: Vec<String> = instances.iter().map(|(name, _)| name.clone()).collect();
-            let api = api::start(&emulator, &names, &policy_key, &registration_ids).await?;
+            let started_issuer = issuer::start(&ca, config.auto_approve)?;
+            let api = api::start(api::ApiParts {
+                emulator: &emulator,
+                instances: &names,
+                policy_key: &policy_key,
+                registration_ids: &registration_ids,
+                ca: &ca,
+                ca_file: &ca_file,
+                issuer: &started_issuer,
+            })
+            .await?;
+            stack_issuer = Some(started_issuer);
             let keys = api
                 .client
                 .ticket_keys()
@@ -265,7 +304,7 @@ impl LocalStack {
                     ..MachineConfig::default()
                 },
                 dps: DpsClientConfig {
-                    extra_ca_pem: ca.clone(),
+                    extra_ca_pem: device_ca.clone(),
                     default_poll_interval: Duration::from_millis(50),
                     ..DpsClientConfig::default()
                 },
@@ -309,7 +348,16 @@ impl LocalStack {
             assignments: Arc::new(BalancedSigner::new(signers)),
             status,
             api,
+            issuer: stack_issuer,
+            ca_pem,
+            ca_file,
+            files,
         })
+    }
+
+    /// The directory of the stack's own files (the CA certificate); removed at shutdown.
+    pub fn files(&self) -> &std::path::Path {
+        self.files.path()
     }
 
     /// The radio and sources as a [`Backend`].
@@ -349,6 +397,11 @@ impl LocalStack {
             && let Err(error) = api.running.shutdown().await
         {
             tracing::warn!(%error, "the provisioning API did not stop cleanly");
+        }
+        if let Some(issuer) = self.issuer
+            && let Err(error) = issuer.running.shutdown().await
+        {
+            tracing::warn!(%error, "the sandbox issuer did not stop cleanly");
         }
         self.emulator.shutdown().await;
     }

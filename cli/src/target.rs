@@ -113,6 +113,24 @@ impl Target {
         }
     }
 
+    /// The provisioning API client alone (no radio), for a target that is not a sandbox: what
+    /// `status` asks in the signed-in mode.
+    pub fn api_client(&self, settings: &Settings) -> Result<Arc<ProvisioningApiClient>, CliError> {
+        match self {
+            Target::Sandbox { .. } => Err(CliError::internal(
+                "a sandbox target reaches its services through the fleet socket",
+            )),
+            Target::Ble {
+                api_url, ca_file, ..
+            } => {
+                let Some(api_url) = api_url else {
+                    return Err(no_api(settings));
+                };
+                provisioning_api(settings, api_url, ca_file.as_deref())
+            }
+        }
+    }
+
     /// Workflow settings for this target, with `timeout` as the per-device budget.
     pub fn commissioning_config(&self, timeout: Duration) -> CommissioningConfig {
         let mut config = match self {

@@ -27,6 +27,23 @@ fn demo_50_devices_all_succeed_across_the_instances() {
     let result = common::result(&output.stdout);
     assert_eq!(result["command"], "demo");
     assert_eq!(result["ok"], true);
+    // It signed in for real: the device-code flow against the stack's issuer, auto-approved.
+    let signed_in = &result["signed_in"];
+    assert_eq!(signed_in["subject"], "installer", "{signed_in}");
+    assert_eq!(signed_in["tenant"], "sandbox");
+    assert_eq!(signed_in["flow"], "device_code");
+    assert_eq!(signed_in["auto_approved"], true);
+    assert!(
+        signed_in["issuer"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1:")
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l["type"] == "signed_in").count(),
+        1,
+        "one sign-in event before the devices"
+    );
     assert_eq!(result["counts"]["succeeded"], 50);
     assert_eq!(result["counts"]["failed"], 0);
     let devices = result["devices"].as_array().unwrap();
@@ -141,6 +158,7 @@ fn demo_human_output_has_a_table_and_utilisation_with_the_local_signer_too() {
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("DEVICE"), "{text}");
+    assert!(text.contains("no sign-in needed"), "{text}");
     assert!(text.contains("ROUND TRIPS"));
     assert!(text.contains("DPS utilisation:"));
     assert!(text.contains("3 of 3 devices commissioned"));

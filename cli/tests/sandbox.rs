@@ -28,9 +28,10 @@ fn commission_scan_status_and_offline_confirmation_through_the_manifest() {
         api["url"]
             .as_str()
             .unwrap()
-            .starts_with("http://127.0.0.1:"),
+            .starts_with("https://127.0.0.1:"),
         "{api}"
     );
+    assert_eq!(api["issuer"], sandbox.manifest_json()["issuer"]["url"]);
 
     // Scan sees every virtual device, commissionable.
     let (code, scan) = run_json(&env, &["scan", "--timeout", "0.5", "--sandbox", &manifest]);

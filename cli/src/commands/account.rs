@@ -1,5 +1,7 @@
 //! `login`, `logout`, `whoami`, `profile`.
 
+use std::path::Path;
+
 use serde_json::json;
 
 use super::Context;
@@ -8,6 +10,7 @@ use crate::{
     auth,
     config::Profile,
     exit::{CliError, Exit},
+    manifest::Manifest,
 };
 
 /// Runs `login`.
@@ -169,7 +172,12 @@ pub fn profile(command: ProfileCommand, context: &Context) -> Result<Exit, CliEr
         ProfileCommand::Add(args) => {
             let name = args.name.clone();
             let make_default = args.default;
-            let profile = merge(file.profiles.remove(&name).unwrap_or_default(), args);
+            let base = file.profiles.remove(&name).unwrap_or_default();
+            let base = match &args.from_sandbox {
+                Some(path) => from_sandbox(base, path)?,
+                None => base,
+            };
+            let profile = merge(base, *args);
             file.profiles.insert(name.clone(), profile);
             if make_default || file.default_profile.is_none() {
                 file.default_profile = Some(name.clone());
@@ -207,6 +215,33 @@ pub fn profile(command: ProfileCommand, context: &Context) -> Result<Exit, CliEr
         }
     }
     Ok(Exit::Success)
+}
+
+/// `profile` with the API URL, issuer URL, CLI client id and CA file of the sandbox whose
+/// manifest is at `path`: a profile that signs in to the sandbox like a real organisation.
+fn from_sandbox(mut profile: Profile, path: &Path) -> Result<Profile, CliError> {
+    let manifest = Manifest::load(path)?;
+    let (Some(api), Some(issuer)) = (&manifest.api, &manifest.issuer) else {
+        return Err(CliError::config(format!(
+            "the sandbox of {} runs no provisioning API or issuer (started with \
+             --local-signer?): use it with `--sandbox {}` instead",
+            path.display(),
+            path.display()
+        )));
+    };
+    let client = issuer.client_for("device_code").ok_or_else(|| {
+        CliError::config(format!(
+            "the sandbox issuer of {} registers no device-code client",
+            path.display()
+        ))
+    })?;
+    profile.api_url = Some(api.url.clone());
+    profile.issuer_url = Some(issuer.url.clone());
+    profile.client_id = Some(client.client_id.clone());
+    profile.ca_file = Some(manifest.ca_cert.clone());
+    profile.sandbox = None;
+    profile.allow_insecure_loopback = false;
+    Ok(profile)
 }
 
 fn merge(mut profile: Profile, args: ProfileAddArgs) -> Profile {

@@ -89,6 +89,7 @@ pub async fn run(args: DemoArgs, context: &Context) -> Result<Exit, CliError> {
         seed: args.seed,
         fail_safe_window: Duration::from_secs(60),
         api: !args.local_signer,
+        auto_approve: true,
     })
     .await?;
     output.info(format!(
@@ -104,20 +105,31 @@ pub async fn run(args: DemoArgs, context: &Context) -> Result<Exit, CliError> {
             ""
         }
     ));
-    output.info(match &stack.api {
-        Some(api) => format!(
-            "provisioning API: {} (SQLite in a temporary directory; installer token from the \
-             stack's auto-approved sign-in)",
-            api.running.base_url()
-        ),
-        None => "tickets signed in-process (--local-signer); no sign-in needed".to_owned(),
-    });
+    let signed_in = stack.api.as_ref().map(|api| &api.sign_in.session);
+    if let (Some(api), Some(issuer)) = (&stack.api, &stack.issuer) {
+        let identity = &api.sign_in.session.identity;
+        output.info(format!(
+            "provisioning API: {} (HTTPS, SQLite in a temporary directory)\nsigned in as {}{} via \
+             {} (device code, auto-approved by the sandbox issuer: demo only)",
+            api.running.base_url(),
+            identity.subject,
+            identity
+                .tenant
+                .as_deref()
+                .map(|tenant| format!(" (tenant {tenant})"))
+                .unwrap_or_default(),
+            issuer.url,
+        ));
+        output.event("signed_in", &sign_in_summary(&stack));
+    } else {
+        output.info("tickets signed in-process (--local-signer); no sign-in needed");
+    }
     let engine = Arc::new(Engine {
         backend: stack.backend(),
         config: stack.commissioning_config(),
         journal: None,
         installer: Installer {
-            identity: "demo".into(),
+            identity: signed_in.map_or_else(|| "demo".to_owned(), |s| s.identity.subject.clone()),
             profile: "demo".into(),
         },
     });
@@ -217,11 +229,30 @@ pub async fn run(args: DemoArgs, context: &Context) -> Result<Exit, CliError> {
             "p50_ms": summary.p50_ms,
             "p95_ms": summary.p95_ms,
             "dps_instances": summary.instances,
+            "signed_in": sign_in_summary(&stack),
             "devices": results,
         }),
     );
     stack.shutdown().await;
     Ok(exit)
+}
+
+/// Who the demo signed in as, through which issuer (`null` with the local signer).
+fn sign_in_summary(stack: &LocalStack) -> serde_json::Value {
+    match (&stack.api, &stack.issuer) {
+        (Some(api), Some(issuer)) => {
+            let identity = &api.sign_in.session.identity;
+            json!({
+                "subject": identity.subject,
+                "tenant": identity.tenant,
+                "roles": identity.roles,
+                "issuer": issuer.url,
+                "flow": "device_code",
+                "auto_approved": api.sign_in.auto_approved,
+            })
+        }
+        _ => serde_json::Value::Null,
+    }
 }
 
 struct Summary {

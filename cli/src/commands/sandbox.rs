@@ -21,10 +21,10 @@ use crate::{
     fleet::server::{FleetState, serve},
     labels,
     manifest::{
-        ApiEndpoint, DpsEndpoint, FleetEndpoint, MANIFEST_SCHEMA, Manifest, ManifestDevice,
-        TestUser, write_private,
+        ApiEndpoint, DpsEndpoint, FleetEndpoint, IssuerEndpoint, MANIFEST_SCHEMA, Manifest,
+        ManifestClient, ManifestDevice, TestUser, write_private,
     },
-    stack::{LocalStack, StackConfig},
+    stack::{LocalStack, StackConfig, issuer::AUDIENCE},
 };
 
 /// Labels are drawn as QR codes for at most this many devices (the rest as text).
@@ -65,12 +65,11 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
         seed: args.seed,
         fail_safe_window: Duration::from_secs(60),
         api: !args.local_signer,
+        auto_approve: args.auto_approve,
     })
     .await?;
     let ca_cert = dir.join("ca.pem");
-    if let Some(pem) = stack.emulator.ca_pem() {
-        write_private(&ca_cert, pem.as_bytes())?;
-    }
+    write_private(&ca_cert, stack.ca_pem.as_bytes())?;
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|error| {
         CliError::new(
             Exit::Internal,
@@ -102,21 +101,51 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
             address: address.to_string(),
             token,
         },
-        api: stack.api.as_ref().map(|api| ApiEndpoint {
-            url: api.running.base_url(),
-            issuer: crate::stack::api::ISSUER.to_owned(),
+        api: stack
+            .api
+            .as_ref()
+            .zip(stack.issuer.as_ref())
+            .map(|(api, issuer)| ApiEndpoint {
+                url: api.running.base_url(),
+                issuer: issuer.url.clone(),
+            }),
+        issuer: stack.issuer.as_ref().map(|issuer| IssuerEndpoint {
+            url: issuer.url.clone(),
+            audience: AUDIENCE.to_owned(),
+            clients: issuer
+                .clients
+                .iter()
+                .map(|client| ManifestClient {
+                    client_id: client.client_id.clone(),
+                    grant: client.grant.clone(),
+                    redirect_uris: client.redirect_uris.clone(),
+                })
+                .collect(),
+            auto_approve: issuer.auto_approve,
         }),
         dps: DpsEndpoint {
             global_endpoint: stack.emulator.base_url(),
             instances: stack.instances.clone(),
         },
         ca_cert: std::path::absolute(&ca_cert).unwrap_or(ca_cert),
-        users: vec![TestUser {
-            username: auth::local_user(),
-            password: None,
-            tenant: "sandbox".into(),
-            role: "installer".into(),
-        }],
+        users: match &stack.issuer {
+            Some(issuer) => issuer
+                .users
+                .iter()
+                .map(|user| TestUser {
+                    username: user.username.clone(),
+                    password: Some(user.password.clone()),
+                    tenant: user.tenant.clone(),
+                    role: user.role.clone(),
+                })
+                .collect(),
+            None => vec![TestUser {
+                username: auth::local_user(),
+                password: None,
+                tenant: "sandbox".into(),
+                role: "installer".into(),
+            }],
+        },
         devices: stack
             .devices
             .iter()
@@ -145,16 +174,36 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
             }
         }
     }
+    let services = match (&manifest.api, &manifest.issuer) {
+        (Some(api), Some(issuer)) => format!(
+            "\n  API:          {}\n  issuer:       {}{}\n  test user:    {} (password in the \
+             manifest)",
+            api.url,
+            issuer.url,
+            if issuer.auto_approve {
+                " (AUTO-APPROVES every sign-in: demo only)"
+            } else {
+                ""
+            },
+            manifest
+                .users
+                .first()
+                .map_or("-", |user| user.username.as_str()),
+        ),
+        _ => "\n  tickets signed in-process (--local-signer); no API, no issuer".to_owned(),
+    };
     output.info(format!(
-        "sandbox up: {} virtual devices, {} DPS instances\n  manifest:     {}\n  fleet socket: {}\n  \
-         DPS emulator: {} (CA {})\nUse it from another terminal: fieldlink commission --sandbox {} \
-         <payload>\nCtrl-C stops it.",
+        "sandbox up: {} virtual devices, {} DPS instances, HTTPS with one CA\n  manifest:     {}\n  \
+         fleet socket: {}{services}\n  DPS emulator: {}\n  CA:           {}\nUse it from another \
+         terminal: fieldlink commission --sandbox {} <payload>\nor sign in to it: fieldlink profile \
+         add sandbox --from-sandbox {} && fieldlink --profile sandbox login\nCtrl-C stops it.",
         manifest.devices.len(),
         manifest.dps.instances.len(),
         path.display(),
         manifest.fleet.address,
         manifest.dps.global_endpoint,
         manifest.ca_cert.display(),
+        path.display(),
         path.display(),
     ));
     context.output.event(

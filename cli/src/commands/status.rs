@@ -8,6 +8,7 @@ use super::Context;
 use crate::{
     args::StatusArgs,
     exit::{CliError, Exit},
+    fleet::wire::WireView,
     target::{Target, open_journal},
 };
 
@@ -40,9 +41,14 @@ pub async fn run(args: StatusArgs, context: &Context) -> Result<Exit, CliError> 
                     )
                 })?,
             Target::Ble { .. } => {
-                // The same typed error the commissioning path gives without an API client.
-                target.backend(&settings).await?;
-                return Err(CliError::internal("a backend without a status source"));
+                let answer = target
+                    .api_client(&settings)?
+                    .registration(&args.registration_id)
+                    .await
+                    .map_err(|error| {
+                        CliError::from(&error.to_commission_error(&args.registration_id))
+                    })?;
+                WireView::of(&answer.view, Some(answer.dps_instance))
             }
         };
     let last = open_journal(&settings)?

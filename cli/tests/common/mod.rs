@@ -179,7 +179,8 @@ impl Drop for Sandbox {
 /// Replaces run-dependent values (timings, ids, ports, sizes that depend on randomness) so the
 /// snapshot shows the schema and the stable values.
 pub fn redact(value: &mut Value) {
-    const VOLATILE: [&str; 19] = [
+    const VOLATILE: [&str; 20] = [
+        "issuer",
         "frames_sent",
         "frames_received",
         "dps_instance",

@@ -1,0 +1,269 @@
+//! `fieldlink sandbox up` is HTTPS throughout with one CA, and a separate process signs in to it
+//! like a real organisation: `profile add --from-sandbox`, `login` (device code) approved on the
+//! issuer's HTML page as the manifest's test user, then `whoami` and `status` with the stored
+//! tokens (OS keyring: keyutils under `keyctl session -` in CI).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::Stdio,
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+fn client(ca: Option<&str>) -> reqwest::blocking::Client {
+    let mut builder = reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_native_certs(false)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10));
+    if let Some(path) = ca {
+        let pem = std::fs::read(path).unwrap();
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+fn url<'a>(manifest: &'a Value, pointer: &str) -> &'a str {
+    manifest.pointer(pointer).and_then(Value::as_str).unwrap()
+}
+
+#[test]
+fn sandbox_services_are_https_with_the_manifests_ca_only() {
+    let env = common::Env::new();
+    let sandbox = common::Sandbox::start(&env, 2);
+    let manifest = sandbox.manifest_json();
+    assert_eq!(manifest["schema"], 2);
+    let ca = url(&manifest, "/ca_cert").to_owned();
+    let api = url(&manifest, "/api/url");
+    let issuer = url(&manifest, "/issuer/url");
+    let dps = url(&manifest, "/dps/global_endpoint");
+    assert_eq!(url(&manifest, "/api/issuer"), issuer);
+    for base in [api, issuer, dps] {
+        assert!(base.starts_with("https://"), "{base}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&sandbox.manifest).unwrap().permissions();
+        assert_eq!(mode.mode() & 0o777, 0o600, "the manifest holds passwords");
+    }
+    let user = &manifest["users"][0];
+    assert_eq!(user["username"], "installer");
+    assert_eq!(user["tenant"], "sandbox");
+    assert_eq!(user["role"], "installer");
+    assert!(user["password"].as_str().unwrap().len() >= 16);
+    let clients: Vec<&str> = manifest["issuer"]["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        clients,
+        ["fieldlink-cli", "fieldlink-desktop", "fieldlink-mobile"]
+    );
+    assert_eq!(manifest["issuer"]["auto_approve"], false);
+
+    let endpoints = [
+        format!("{api}/healthz"),
+        format!("{issuer}/.well-known/openid-configuration"),
+        format!("{dps}/emulator/instances"),
+    ];
+    let trusted = client(Some(&ca));
+    for endpoint in &endpoints {
+        let response = trusted.get(endpoint).send().unwrap();
+        assert!(response.status().is_success(), "{endpoint}: {response:?}");
+    }
+    let discovery: Value = trusted.get(&endpoints[1]).send().unwrap().json().unwrap();
+    assert_eq!(discovery["issuer"], issuer);
+    assert!(
+        discovery["device_authorization_endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with(issuer)
+    );
+
+    // Without the sandbox CA, every certificate is refused.
+    let untrusting = client(None);
+    for endpoint in &endpoints {
+        let error = untrusting.get(endpoint).send().unwrap_err();
+        assert!(error.is_connect(), "{endpoint}: {error:?}");
+        let chain = format!("{error:?}");
+        assert!(
+            chain.contains("certificate") || chain.contains("Certificate"),
+            "{endpoint}: a TLS verification failure, not something else: {chain}"
+        );
+    }
+    // Plain HTTP to the same ports gets no HTTP answer.
+    let plain = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for endpoint in &endpoints {
+        let http = endpoint.replacen("https://", "http://", 1);
+        let answer = plain.get(&http).send();
+        assert!(
+            answer.is_err(),
+            "{http} answered plain HTTP: {:?}",
+            answer.map(|r| r.status())
+        );
+    }
+}
+
+/// Approves the device request on the issuer's verification page over HTTPS, as a person would
+/// in a browser: the page, the sign-in form, then "approve".
+fn approve_on_page(http: &reqwest::blocking::Client, issuer: &str, page: &str, user: &Value) {
+    let form = http.get(page).send().unwrap().text().unwrap();
+    let user_code = hidden_value(&form, "user_code").expect("the page prefills the code");
+    let consent_page = http
+        .post(format!("{issuer}/device"))
+        .form(&[
+            ("user_code", user_code.as_str()),
+            ("username", user["username"].as_str().unwrap()),
+            ("password", user["password"].as_str().unwrap()),
+        ])
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let consent = hidden_value(&consent_page, "consent")
+        .unwrap_or_else(|| panic!("the test user is accepted: {consent_page}"));
+    let done = http
+        .post(format!("{issuer}/device/decision"))
+        .form(&[("consent", consent.as_str()), ("decision", "approve")])
+        .send()
+        .unwrap();
+    assert!(done.status().is_success());
+    assert!(done.text().unwrap().contains("approved"));
+}
+
+fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let value = html[tag_start..tag_end].split("value=\"").nth(1)?;
+    Some(value[..value.find('"')?].replace("&amp;", "&"))
+}
+
+fn keyring_usable() -> bool {
+    match fieldlink_core::secrets::KeyringStore::open() {
+        Ok(_) => true,
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the CLI tests under `keyctl session -`: {error}"
+            );
+            eprintln!("\n*** SKIPPING the sign-in test: no usable keyring ({error}) ***\n");
+            false
+        }
+    }
+}
+
+fn run_json(env: &common::Env, args: &[&str]) -> (i32, Value) {
+    let output = env.command().arg("--json").args(args).output().unwrap();
+    let code = output.status.code().unwrap();
+    (code, common::result(&output.stdout))
+}
+
+#[test]
+fn a_profile_from_the_manifest_signs_in_with_the_device_code_as_the_test_user() {
+    if !keyring_usable() {
+        return;
+    }
+    let env = common::Env::new();
+    let sandbox = common::Sandbox::start(&env, 2);
+    let manifest = sandbox.manifest_json();
+    let manifest_path = sandbox.manifest.to_str().unwrap().to_owned();
+    let issuer = url(&manifest, "/issuer/url").to_owned();
+    // Unique: the keyring is shared by every test of this session.
+    let profile = format!("qa-{}", std::process::id());
+
+    let (code, added) = run_json(
+        &env,
+        &["profile", "add", &profile, "--from-sandbox", &manifest_path],
+    );
+    assert_eq!(code, 0, "{added}");
+    let (_, shown) = run_json(&env, &["profile", "show", &profile]);
+    assert_eq!(shown["profile"]["api_url"], manifest["api"]["url"]);
+    assert_eq!(shown["profile"]["issuer_url"], issuer.as_str());
+    assert_eq!(shown["profile"]["client_id"], "fieldlink-cli");
+    assert_eq!(shown["profile"]["ca_file"], manifest["ca_cert"]);
+    assert!(shown["profile"].get("sandbox").is_none(), "{shown}");
+    assert!(shown["profile"].get("allow_insecure_loopback").is_none());
+
+    // Not signed in yet: the API refuses.
+    let registration_id = url(&manifest, "/devices/0/registration_id").to_owned();
+    let (code, refused) = run_json(&env, &["--profile", &profile, "status", &registration_id]);
+    assert_eq!(code, 5, "{refused}");
+
+    // `login` prints the prompt, then polls while the test user approves on the page.
+    let mut login = env
+        .std_command()
+        .args(["--json", "--profile", &profile, "login"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_in, lines) = mpsc::channel::<Value>();
+    let stdout = login.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if line.trim().is_empty() {
+                continue;
+            }
+            let _ = lines_in.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    let prompt = lines.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(prompt["type"], "sign_in_prompt", "{prompt}");
+    let page = prompt["verification_uri_complete"].as_str().unwrap();
+    assert!(page.starts_with(&format!("{issuer}/device")), "{page}");
+    approve_on_page(
+        &client(Some(url(&manifest, "/ca_cert"))),
+        &issuer,
+        page,
+        &manifest["users"][0],
+    );
+    let result = lines.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(login.wait().unwrap().success(), "{result}");
+    reader.join().unwrap();
+    assert_eq!(result["type"], "result");
+    assert_eq!(result["session"]["identity"]["subject"], "installer");
+    assert_eq!(result["session"]["identity"]["issuer"], issuer.as_str());
+
+    let (code, whoami) = run_json(&env, &["--profile", &profile, "whoami"]);
+    assert_eq!(code, 0);
+    assert_eq!(whoami["signed_in"]["identity"]["subject"], "installer");
+    assert_eq!(whoami["signed_in"]["identity"]["tenant"], "sandbox");
+    assert_eq!(whoami["installer"], "Sandbox installer");
+
+    // Commissioned through the fleet socket, then asked about through the API with the
+    // stored tokens.
+    let payload = url(&manifest, "/devices/0/payload");
+    let (code, commissioned) =
+        run_json(&env, &["commission", payload, "--sandbox", &manifest_path]);
+    assert_eq!(code, 0, "{commissioned}");
+    let (code, status) = run_json(&env, &["--profile", &profile, "status", &registration_id]);
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["service"]["status"], "assigned");
+    assert!(status["service"]["dps_instance"].is_string());
+    let (code, unknown) = run_json(
+        &env,
+        &["--profile", &profile, "status", "not-on-the-allowlist"],
+    );
+    assert_ne!(code, 0, "{unknown}");
+
+    let (code, logout) = run_json(&env, &["--profile", &profile, "logout"]);
+    assert_eq!(code, 0);
+    assert_eq!(logout["revoked"], true, "{logout}");
+    let (code, _) = run_json(&env, &["--profile", &profile, "status", &registration_id]);
+    assert_eq!(code, 5, "signed out: the API refuses again");
+}
