@@ -45,9 +45,9 @@ use rusqlite::Connection;
 
 pub use self::types::{
     AssignmentRecord, AttemptId, AttemptOutcome, AttemptQuery, AttemptRecord, AttemptResult,
-    BatchCounts, BatchItem, BatchItemRef, BatchRecord, Confirmation, ErrorRecord, Installer,
-    ItemStatus, NewAttempt, NewBatch, PendingConfirmation, ResumeAction, ResumeStep,
-    ServiceVerdict, StepRecord,
+    BatchCounts, BatchItem, BatchItemRef, BatchRecord, Confirmation, ConfirmationDisagreement,
+    DeviceSide, ErrorRecord, Installer, ItemStatus, NewAttempt, NewBatch, PendingConfirmation,
+    ResumeAction, ResumeStep, ServiceVerdict, StepRecord,
 };
 
 /// Wall clock in unix milliseconds (injected so tests can control time).

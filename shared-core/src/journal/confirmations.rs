@@ -78,8 +78,9 @@ impl Journal {
         Ok(())
     }
 
-    /// The service disagreed: the attempt fails with `error` (a confirmation mismatch) and its
-    /// batch item becomes `failed`.
+    /// The service disagreed: the attempt fails with `error` (a confirmation mismatch:
+    /// [`super::ConfirmationDisagreement::error_record`], whose details say `"at": "sync"`) and
+    /// its batch item becomes `failed`.
     pub fn reject_pending(
         &self,
         attempt: AttemptId,

@@ -1,5 +1,7 @@
 //! Journal tests on real SQLite files in a temporary directory.
 
+mod device_reports;
+
 use std::{
     path::PathBuf,
     sync::{

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::{
     CommissionError,
     assignment::{Assignment, RegistrationView},
-    workflow::{CommissioningReport, LinkCounters, StepTiming},
+    workflow::{CommissioningReport, DeviceRegistration, LinkCounters, StepTiming},
 };
 
 /// Who runs a commissioning: the signed-in identity (or the local user before sign-in exists)
@@ -233,6 +233,15 @@ impl AttemptOutcome {
             total_ms,
             recheck: None,
         }
+    }
+
+    /// Records what the device reported over BLE (status, hub, device ID): a queued
+    /// confirmation is later compared with all of it.
+    pub fn with_device_report(mut self, report: &DeviceRegistration) -> Self {
+        self.device_status = Some(report.status.clone());
+        self.assigned_hub = report.assigned_hub.clone();
+        self.device_id = report.device_id.clone();
+        self
     }
 
     /// A failure.
@@ -512,37 +521,119 @@ pub enum ServiceVerdict {
     /// The service has not caught up yet: keep it queued.
     Lagging,
     /// The service disagrees: the attempt fails with `confirmation_mismatch`.
-    Disagrees {
-        /// The service's view (`status hub/device`).
-        service: String,
-    },
+    Disagrees(Box<ConfirmationDisagreement>),
+}
+
+/// A queued confirmation the registration-status source contradicts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfirmationDisagreement {
+    /// What differs, in a stable order: `status`, `assigned_hub`, `device_id`.
+    pub fields: Vec<&'static str>,
+    /// The device's report over BLE plus the assignment it was given.
+    pub device: DeviceSide,
+    /// The service's view.
+    pub service: RegistrationView,
+}
+
+/// The device's side of a queued confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceSide {
+    /// The device's DPS status.
+    pub status: String,
+    /// The hub it reported (unknown for confirmations queued before devices' reports were
+    /// journaled).
+    pub assigned_hub: Option<String>,
+    /// The device ID it reported.
+    pub device_id: Option<String>,
+    /// The DPS instance of its ticket.
+    pub dps_instance: String,
+    /// The ID scope of its ticket.
+    pub id_scope: String,
+}
+
+impl ConfirmationDisagreement {
+    /// The stable error code (the same as the live workflow's disagreement).
+    pub const CODE: &'static str = "confirmation_mismatch";
+
+    /// An actionable message naming what differs.
+    pub fn message(&self) -> String {
+        let show = |v: Option<&str>| v.unwrap_or("none").to_owned();
+        let differences: Vec<String> = self
+            .fields
+            .iter()
+            .map(|field| {
+                let (device, service) = match *field {
+                    "status" => (self.device.status.clone(), self.service.status.clone()),
+                    "assigned_hub" => (
+                        show(self.device.assigned_hub.as_deref()),
+                        show(self.service.assigned_hub.as_deref()),
+                    ),
+                    _ => (
+                        show(self.device.device_id.as_deref()),
+                        show(self.service.device_id.as_deref()),
+                    ),
+                };
+                format!("{field}: device {device}, service {service}")
+            })
+            .collect();
+        format!(
+            "queued confirmation rejected: the registration service contradicts the device's \
+             report ({}; ticket for {} / {}); re-check the device and commission it again",
+            differences.join("; "),
+            self.device.dps_instance,
+            self.device.id_scope
+        )
+    }
+
+    /// As stored on the attempt: code, message, not retryable, and both sides in `details`.
+    pub fn error_record(&self) -> ErrorRecord {
+        ErrorRecord {
+            code: Self::CODE.to_owned(),
+            message: self.message(),
+            retryable: false,
+            details: serde_json::json!({
+                "fields": self.fields,
+                "device": self.device,
+                "service": self.service,
+                "at": "sync",
+            }),
+        }
+    }
 }
 
 impl PendingConfirmation {
-    /// Compares the service's view with what the device reported.
+    /// Compares the service's view with the device's full report: status, and the hub and
+    /// device ID whenever the device reported them (a service that lacks them disagrees).
     pub fn judge(&self, view: &RegistrationView) -> ServiceVerdict {
         if matches!(view.status.as_str(), "unassigned" | "assigning") {
             return ServiceVerdict::Lagging;
         }
-        let same_hub = self
-            .device_hub
-            .as_ref()
-            .is_none_or(|hub| view.assigned_hub.as_ref() == Some(hub));
-        let same_id = self
-            .device_id
-            .as_ref()
-            .is_none_or(|id| view.device_id.as_ref() == Some(id));
-        if view.status == self.device_status && same_hub && same_id {
-            ServiceVerdict::Agrees
-        } else {
-            ServiceVerdict::Disagrees {
-                service: format!(
-                    "{} {}/{}",
-                    view.status,
-                    view.assigned_hub.as_deref().unwrap_or("-"),
-                    view.device_id.as_deref().unwrap_or("-")
-                ),
-            }
+        let differs = |device: &Option<String>, service: &Option<String>| {
+            device.as_ref().is_some_and(|d| service.as_ref() != Some(d))
+        };
+        let mut fields = Vec::new();
+        if view.status != self.device_status {
+            fields.push("status");
         }
+        if differs(&self.device_hub, &view.assigned_hub) {
+            fields.push("assigned_hub");
+        }
+        if differs(&self.device_id, &view.device_id) {
+            fields.push("device_id");
+        }
+        if fields.is_empty() {
+            return ServiceVerdict::Agrees;
+        }
+        ServiceVerdict::Disagrees(Box::new(ConfirmationDisagreement {
+            fields,
+            device: DeviceSide {
+                status: self.device_status.clone(),
+                assigned_hub: self.device_hub.clone(),
+                device_id: self.device_id.clone(),
+                dps_instance: self.assignment.dps_instance.clone(),
+                id_scope: self.assignment.id_scope.clone(),
+            },
+            service: view.clone(),
+        }))
     }
 }

@@ -153,6 +153,7 @@ impl Commissioner {
                         }
                     }
                     Action::Progress(event) => progress.on_progress(event),
+                    Action::DeviceReported(report) => progress.on_device_report(&report),
                     Action::Finished(result) => {
                         if let Some(link) = connection.take() {
                             link.disconnect().await;
@@ -307,9 +308,11 @@ impl Commissioner {
                 }
                 .boxed()
             }
-            Action::Write(_) | Action::Disconnect | Action::Progress(_) | Action::Finished(_) => {
-                futures::future::pending().boxed()
-            }
+            Action::Write(_)
+            | Action::Disconnect
+            | Action::Progress(_)
+            | Action::DeviceReported(_)
+            | Action::Finished(_) => futures::future::pending().boxed(),
         }
     }
 }

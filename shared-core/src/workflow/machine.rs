@@ -651,6 +651,7 @@ impl Machine {
         if self.state == State::JoiningNetwork {
             self.complete(Step::JoiningNetwork, now, actions);
         }
+        actions.push(Action::DeviceReported(result.clone()));
         self.device_result = Some(result);
         self.complete(Step::Registering, now, actions);
         if self.connected {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::report::DeviceRegistration;
 use crate::{error::Step, transport::PeripheralId};
 
 /// What happened.
@@ -76,6 +77,14 @@ pub struct ProgressEvent {
 pub trait ProgressListener: Send + Sync {
     /// Called for every event, in order.
     fn on_progress(&self, event: ProgressEvent);
+
+    /// The device reported its DPS registration (`assigned`) over BLE, before the workflow
+    /// confirms it with the registration-status source. A shell that journals attempts keeps
+    /// it: if the source is unreachable, the queued confirmation is later compared with this
+    /// full report (status, hub, device ID), not just the status. Ignored by default.
+    fn on_device_report(&self, report: &DeviceRegistration) {
+        let _ = report;
+    }
 }
 
 /// Discards events.

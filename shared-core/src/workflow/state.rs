@@ -51,7 +51,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use super::{
     machine::{Machine, Phase},
     progress::ProgressEvent,
-    report::CommissioningReport,
+    report::{CommissioningReport, DeviceRegistration},
 };
 use crate::{
     assignment::{Assignment, RegistrationView, ServiceError},
@@ -304,6 +304,9 @@ pub enum Action {
         /// How long to listen.
         timeout: Duration,
     },
+    /// The device reported its DPS registration (`assigned`) over BLE: hand it to the
+    /// listener ([`super::ProgressListener::on_device_report`]) before confirming it.
+    DeviceReported(DeviceRegistration),
     /// Connect; answer with `Connected`/`ConnectFailed`.
     Connect {
         /// To what.

@@ -1,6 +1,7 @@
 //! Workflow unit tests: the real machine and driver over the in-memory radio against a scripted
 //! fake device, with paused time.
 
+mod device_report;
 mod fake_device;
 mod scan_deadline;
 
