@@ -9,7 +9,7 @@ use std::sync::{
 use fieldlink_core::{
     Step,
     journal::StepRecord,
-    workflow::{ProgressEvent, ProgressKind, ProgressListener},
+    workflow::{DeviceRegistration, ProgressEvent, ProgressKind, ProgressListener},
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
@@ -150,6 +150,9 @@ pub struct StepLog {
     pub resumed_from: Option<String>,
     /// The ATT MTU of the last connection.
     pub mtu: Option<u16>,
+    /// The DPS registration the device reported over BLE (journaled with a queued
+    /// confirmation, so the later sync compares all of it).
+    pub device_report: Option<DeviceRegistration>,
 }
 
 impl StepLog {
@@ -220,6 +223,13 @@ impl DeviceProgress {
 }
 
 impl ProgressListener for DeviceProgress {
+    fn on_device_report(&self, report: &DeviceRegistration) {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .device_report = Some(report.clone());
+    }
+
     fn on_progress(&self, event: ProgressEvent) {
         self.log
             .lock()

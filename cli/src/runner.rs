@@ -238,12 +238,17 @@ impl Engine {
             {
                 let mut journaled = AttemptOutcome::queued(log.steps.clone(), total_ms)
                     .with_link(counting.counters());
+                if let Some(report) = &log.device_report {
+                    journaled = journaled.with_device_report(report);
+                }
                 journaled.mtu = log.mtu;
                 journaled.recheck = recheck.clone();
                 let result = DeviceResult {
                     status: DeviceStatus::Succeeded,
                     confirmation: Some(Confirmation::Queued.as_str().to_owned()),
                     dps_instance: captured.as_ref().map(|a| a.dps_instance.clone()),
+                    assigned_hub: journaled.assigned_hub.clone(),
+                    device_id: journaled.device_id.clone(),
                     total_ms,
                     mtu: log.mtu,
                     steps: log.steps.clone(),
