@@ -482,8 +482,9 @@ pub struct ProfileAddArgs {
     #[arg(long)]
     pub allow_insecure_loopback: bool,
     /// Take the API URL, issuer URL, CLI client id and CA file from a running sandbox's
-    /// manifest (`fieldlink sandbox up`): sign in to it with `login` like a real organisation.
-    /// Other flags given with it win.
+    /// manifest (`fieldlink sandbox up`), and its memory fleet as the radio: sign in to it with
+    /// `login` like a real organisation. Other flags given with it win (`--adapter`: real
+    /// Bluetooth).
     #[arg(long, value_name = "MANIFEST", conflicts_with = "sandbox")]
     pub from_sandbox: Option<PathBuf>,
     /// Also make it the default profile.

@@ -58,6 +58,11 @@ pub struct Profile {
     /// Bluetooth adapter (`hci0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<String>,
+    /// A `fieldlink sandbox up` manifest whose memory fleet is the radio instead of Bluetooth,
+    /// while tickets and status come from `api_url` with this profile's sign-in (set by
+    /// `profile add --from-sandbox`; `--adapter` on a command means real Bluetooth again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_radio: Option<PathBuf>,
     /// Default network profile for `commission`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,

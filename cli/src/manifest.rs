@@ -228,3 +228,60 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     }
     std::fs::rename(&temporary, path).map_err(fail)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_and_newer_schemas_get_a_clear_error_and_schema_2_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        let old = r#"{"schema": 1, "pid": 1, "started_at": "x",
+            "fleet": {"address": "127.0.0.1:1", "token": "t"},
+            "api": {"url": "http://127.0.0.1:2", "issuer": "https://issuer.sandbox.fieldlink.invalid"},
+            "dps": {"global_endpoint": "https://localhost:3", "instances": []},
+            "ca_cert": "/tmp/ca.pem", "users": [], "devices": []}"#;
+        write_private(&path, old.as_bytes()).unwrap();
+        let error = Manifest::load(&path).unwrap_err();
+        assert_eq!(error.code, "config_error");
+        assert!(
+            error.message.contains("older fieldlink"),
+            "{}",
+            error.message
+        );
+        assert!(error.message.contains("sandbox up"), "{}", error.message);
+
+        write_private(
+            &path,
+            old.replace("\"schema\": 1", "\"schema\": 9").as_bytes(),
+        )
+        .unwrap();
+        let error = Manifest::load(&path).unwrap_err();
+        assert!(
+            error.message.contains("newer fieldlink"),
+            "{}",
+            error.message
+        );
+
+        let current = old.replace("\"schema\": 1", "\"schema\": 2").replace(
+            "\"dps\"",
+            r#""issuer": {"url": "https://127.0.0.1:4", "audience": "a", "auto_approve": false,
+                "clients": [{"client_id": "fieldlink-cli", "grant": "device_code",
+                             "redirect_uris": []}]},
+               "dps""#,
+        );
+        write_private(&path, current.as_bytes()).unwrap();
+        let manifest = Manifest::load(&path).unwrap();
+        let issuer = manifest.issuer.unwrap();
+        assert_eq!(
+            issuer.client_for("device_code").unwrap().client_id,
+            "fieldlink-cli"
+        );
+        assert!(issuer.client_for("authorization_code").is_none());
+
+        write_private(&path, b"{\"pid\": 3}").unwrap();
+        let error = Manifest::load(&path).unwrap_err();
+        assert!(error.message.contains("is not a sandbox manifest"));
+    }
+}

@@ -37,6 +37,9 @@ pub enum Target {
     Ble {
         /// Adapter.
         adapter: Option<String>,
+        /// Instead of Bluetooth, the radio of a running sandbox's memory fleet (its manifest):
+        /// the signed-in mode against a sandbox (a profile made with `--from-sandbox`).
+        fleet_radio: Option<PathBuf>,
         /// API base URL.
         api_url: Option<String>,
         /// Extra CA file.
@@ -61,6 +64,12 @@ impl Target {
             });
         }
         Ok(Target::Ble {
+            // An explicit adapter means real Bluetooth.
+            fleet_radio: args
+                .adapter
+                .is_none()
+                .then(|| settings.profile.fleet_radio.clone())
+                .flatten(),
             adapter: args
                 .adapter
                 .clone()
@@ -80,6 +89,10 @@ impl Target {
     pub async fn transport(&self) -> Result<Arc<dyn BleTransport>, CliError> {
         match self {
             Target::Sandbox { client, .. } => Ok(Arc::new(client.clone())),
+            Target::Ble {
+                fleet_radio: Some(path),
+                ..
+            } => fleet_radio(path),
             Target::Ble { adapter, .. } => open_bluetooth(adapter.clone()).await,
         }
     }
@@ -95,6 +108,7 @@ impl Target {
             }),
             Target::Ble {
                 adapter,
+                fleet_radio: radio,
                 api_url,
                 ca_file,
             } => {
@@ -102,9 +116,12 @@ impl Target {
                     return Err(no_api(settings));
                 };
                 let api = provisioning_api(settings, api_url, ca_file.as_deref())?;
-                let transport = open_bluetooth(adapter.clone()).await?;
+                let (name, transport) = match radio {
+                    Some(path) => ("sandbox-radio", fleet_radio(path)?),
+                    None => ("bluez", open_bluetooth(adapter.clone()).await?),
+                };
                 Ok(Backend {
-                    name: "bluez".into(),
+                    name: name.into(),
                     transport,
                     assignments: api.clone(),
                     status: api,
@@ -173,6 +190,11 @@ fn provisioning_api(
     let client = ProvisioningApiClient::new(config, tokens)
         .map_err(|error| CliError::new(Exit::Config, error.code(), error.to_string()))?;
     Ok(Arc::new(client))
+}
+
+/// The memory fleet of the sandbox whose manifest is at `path`, as a radio only.
+fn fleet_radio(path: &std::path::Path) -> Result<Arc<dyn BleTransport>, CliError> {
+    Ok(Arc::new(Manifest::load(path)?.client()?))
 }
 
 async fn open_bluetooth(adapter: Option<String>) -> Result<Arc<dyn BleTransport>, CliError> {

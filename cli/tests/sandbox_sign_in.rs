@@ -195,6 +195,7 @@ fn a_profile_from_the_manifest_signs_in_with_the_device_code_as_the_test_user() 
     assert_eq!(shown["profile"]["client_id"], "fieldlink-cli");
     assert_eq!(shown["profile"]["ca_file"], manifest["ca_cert"]);
     assert!(shown["profile"].get("sandbox").is_none(), "{shown}");
+    assert_eq!(shown["profile"]["fleet_radio"], manifest_path.as_str());
     assert!(shown["profile"].get("allow_insecure_loopback").is_none());
 
     // Not signed in yet: the API refuses.
@@ -245,12 +246,18 @@ fn a_profile_from_the_manifest_signs_in_with_the_device_code_as_the_test_user() 
     assert_eq!(whoami["signed_in"]["identity"]["tenant"], "sandbox");
     assert_eq!(whoami["installer"], "Sandbox installer");
 
-    // Commissioned through the fleet socket, then asked about through the API with the
-    // stored tokens.
+    // Commissioned in the signed-in mode: the memory fleet is only the radio, the ticket and
+    // the confirmation come from the API with the stored tokens.
     let payload = url(&manifest, "/devices/0/payload");
-    let (code, commissioned) =
-        run_json(&env, &["commission", payload, "--sandbox", &manifest_path]);
+    let (code, commissioned) = run_json(&env, &["--profile", &profile, "commission", payload]);
     assert_eq!(code, 0, "{commissioned}");
+    assert_eq!(commissioned["device"]["status"], "succeeded");
+    assert_eq!(commissioned["device"]["confirmation"], "confirmed");
+    let (_, history) = run_json(&env, &["history", "--device", &registration_id]);
+    assert_eq!(
+        history["attempts"][0]["installer"], "Sandbox installer",
+        "{history}"
+    );
     let (code, status) = run_json(&env, &["--profile", &profile, "status", &registration_id]);
     assert_eq!(code, 0, "{status}");
     assert_eq!(status["service"]["status"], "assigned");

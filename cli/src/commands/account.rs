@@ -105,6 +105,12 @@ pub async fn whoami(context: &Context) -> Result<Exit, CliError> {
     if let Some(sandbox) = &settings.profile.sandbox {
         output.line(format!("sandbox:   {}", sandbox.display()));
     }
+    if let Some(radio) = &settings.profile.fleet_radio {
+        output.line(format!(
+            "radio:     the memory fleet of {}",
+            radio.display()
+        ));
+    }
     output.line(format!("journal:   {}", settings.journal_path.display()));
     output.result(
         "whoami",
@@ -239,6 +245,7 @@ fn from_sandbox(mut profile: Profile, path: &Path) -> Result<Profile, CliError> 
     profile.issuer_url = Some(issuer.url.clone());
     profile.client_id = Some(client.client_id.clone());
     profile.ca_file = Some(manifest.ca_cert.clone());
+    profile.fleet_radio = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
     profile.sandbox = None;
     profile.allow_insecure_loopback = false;
     Ok(profile)
@@ -258,6 +265,8 @@ fn merge(mut profile: Profile, args: ProfileAddArgs) -> Profile {
         profile.sandbox = Some(std::path::absolute(&sandbox).unwrap_or(sandbox));
     }
     if args.adapter.is_some() {
+        // A Bluetooth adapter means real Bluetooth, not a sandbox's memory radio.
+        profile.fleet_radio = None;
         profile.adapter = args.adapter;
     }
     if args.network.is_some() {
