@@ -394,3 +394,60 @@ async fn the_api_clients_token_seam_refreshes_on_401() {
         "rotated again"
     );
 }
+
+/// The header of a JWT (unverified; for assertions).
+fn jwt_header(jwt: &str) -> serde_json::Value {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let header = jwt.split('.').next().expect("header");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("b64")).expect("json")
+}
+
+#[tokio::test]
+async fn the_core_verifies_the_issuers_rs256_id_tokens() {
+    let sandbox = Sandbox::start(false, |_| {}).await;
+    let store = Arc::new(MemoryStore::new());
+    let profile = sandbox.profile("acme");
+    let client = AuthClient::new(profile.clone(), store.clone()).expect("client");
+    let sign_in = client.start_device_sign_in().await.expect("device code");
+    let complete = sign_in
+        .prompt()
+        .verification_uri_complete
+        .clone()
+        .expect("complete uri");
+    let approve = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sandbox.approve_device(&complete, "alice", "approve").await;
+    };
+    let (session, ()) = tokio::join!(client.finish_device_sign_in(sign_in), approve);
+    // The name comes from the ID token's claims only: the core verified it (openidconnect,
+    // with the algorithms discovery advertises).
+    let session = session.expect("signed in");
+    assert_eq!(session.identity.name.as_deref(), Some("alice example"));
+
+    // What the issuer signs ID tokens with: RS256, under the RSA key of its JWKS.
+    let (status, body) = sandbox
+        .raw_refresh(&stored_refresh_token(&store, &profile))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let header = jwt_header(body["id_token"].as_str().expect("an ID token"));
+    assert_eq!(header["alg"], "RS256");
+    let jwks: serde_json::Value = sandbox
+        .browser
+        .get(sandbox.url("/oauth2/jwks"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let key = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the ID token's key is published");
+    assert_eq!(
+        (key["kty"].as_str(), key["alg"].as_str()),
+        (Some("RSA"), Some("RS256"))
+    );
+}
