@@ -73,6 +73,10 @@ pub fn sign_in_profile(
 /// The OIDC client of the active profile, keeping tokens in the OS keyring.
 pub fn client(settings: &Settings, api_url: Option<&str>) -> Result<Arc<AuthClient>, CliError> {
     let profile = sign_in_profile(settings, api_url)?;
+    // The URL policy (HTTPS, or loopback HTTP only with `allow_insecure_loopback`) and the
+    // names are checked before the keyring is touched: a refused URL is a configuration error
+    // on every machine.
+    profile.validate().map_err(|error| auth_error(&error))?;
     let store: Arc<dyn SecretStore> = Arc::new(
         KeyringStore::open()
             .map_err(|error| CliError::new(Exit::Auth, error.code(), error.to_string()))?,
