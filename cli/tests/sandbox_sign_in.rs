@@ -274,3 +274,166 @@ fn a_profile_from_the_manifest_signs_in_with_the_device_code_as_the_test_user() 
     let (code, _) = run_json(&env, &["--profile", &profile, "status", &registration_id]);
     assert_eq!(code, 5, "signed out: the API refuses again");
 }
+
+fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
+}
+
+/// The issuer's answer to an authorization request for `client_id` and `redirect_uri`, after
+/// signing in as `user` on its page: the redirect `Location`, or `None` when it refused.
+fn authorize(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    verifier: &str,
+    user: &Value,
+) -> Option<String> {
+    let page = http
+        .get(format!("{issuer}/oauth2/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid profile offline_access"),
+            ("state", "st-1"),
+            ("nonce", "n-1"),
+            ("code_challenge", &pkce_challenge(verifier)),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .unwrap();
+    if !page.status().is_success() {
+        assert!(page.headers().get("location").is_none(), "never redirected");
+        return None;
+    }
+    let request = hidden_value(&page.text().unwrap(), "request").expect("request id");
+    let answer = http
+        .post(format!("{issuer}/oauth2/authorize"))
+        .form(&[
+            ("request", request.as_str()),
+            ("username", user["username"].as_str().unwrap()),
+            ("password", user["password"].as_str().unwrap()),
+            ("decision", "approve"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    Some(answer.headers()["location"].to_str().unwrap().to_owned())
+}
+
+#[test]
+fn desktop_and_mobile_clients_sign_in_with_pkce_and_the_api_accepts_their_tokens() {
+    let env = common::Env::new();
+    let sandbox = common::Sandbox::start(&env, 1);
+    let manifest = sandbox.manifest_json();
+    let issuer = url(&manifest, "/issuer/url");
+    let api = url(&manifest, "/api/url");
+    let user = &manifest["users"][0];
+    let http = client(Some(url(&manifest, "/ca_cert")));
+    let verifier = "fieldlink-desktop-verifier-0123456789-abcdefghij";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let desktop = format!("http://127.0.0.1:{port}/callback");
+    let mobile = "io.fieldlink.installer:/oauth2redirect";
+
+    // Unregistered redirects are refused with an error page, never redirected to.
+    for (client_id, redirect) in [
+        (
+            "fieldlink-desktop",
+            format!("http://127.0.0.1:{port}/other"),
+        ),
+        (
+            "fieldlink-desktop",
+            format!("http://localhost:{port}/callback"),
+        ),
+        ("fieldlink-desktop", mobile.to_owned()),
+        ("fieldlink-mobile", desktop.clone()),
+        ("fieldlink-unknown", desktop.clone()),
+    ] {
+        assert_eq!(
+            authorize(&http, issuer, client_id, &redirect, verifier, user),
+            None,
+            "{client_id} {redirect}"
+        );
+    }
+
+    let registration_id = url(&manifest, "/devices/0/registration_id");
+    for (client_id, redirect) in [
+        ("fieldlink-desktop", desktop.as_str()),
+        ("fieldlink-mobile", mobile),
+    ] {
+        let location = authorize(&http, issuer, client_id, redirect, verifier, user)
+            .unwrap_or_else(|| panic!("{client_id} is registered for {redirect}"));
+        assert!(location.starts_with(&format!("{redirect}?")), "{location}");
+        let query = reqwest::Url::parse(&location).unwrap();
+        let param = |name: &str| {
+            query
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        assert_eq!(param("state").as_deref(), Some("st-1"));
+        assert_eq!(param("iss").as_deref(), Some(issuer));
+        let code = param("code").unwrap();
+        let exchange = |verifier: &str| {
+            http.post(format!("{issuer}/oauth2/token"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", redirect),
+                    ("code_verifier", verifier),
+                    ("client_id", client_id),
+                ])
+                .send()
+                .unwrap()
+        };
+        let wrong = exchange("another-verifier-0123456789-abcdefghijklmnop");
+        assert_eq!(wrong.status(), 400, "the wrong PKCE verifier is refused");
+        // Whatever the issuer does with a code after a failed exchange, a fresh one is clean.
+        let location = authorize(&http, issuer, client_id, redirect, verifier, user).unwrap();
+        let code = reqwest::Url::parse(&location)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let tokens: Value = http
+            .post(format!("{issuer}/oauth2/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect),
+                ("code_verifier", verifier),
+                ("client_id", client_id),
+            ])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let access = tokens["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{tokens}"));
+        let asked = http
+            .get(format!("{api}/v1/devices/{registration_id}/registration"))
+            .bearer_auth(access)
+            .send()
+            .unwrap();
+        assert!(
+            ![401, 403].contains(&asked.status().as_u16()),
+            "{client_id}: the API accepts the token ({})",
+            asked.status()
+        );
+        let refused = http
+            .get(format!("{api}/v1/devices/{registration_id}/registration"))
+            .bearer_auth(format!("{access}x"))
+            .send()
+            .unwrap();
+        assert_eq!(refused.status(), 401, "a tampered token is not");
+    }
+}
