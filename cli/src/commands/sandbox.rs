@@ -208,7 +208,14 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
     ));
     context.output.event(
         "sandbox_ready",
-        &json!({"manifest": path, "fleet": manifest.fleet.address, "devices": manifest.devices.len()}),
+        &json!({
+            "manifest": path,
+            "fleet": manifest.fleet.address,
+            "devices": manifest.devices.len(),
+            "api": manifest.api.as_ref().map(|api| &api.url),
+            "issuer": manifest.issuer.as_ref().map(|issuer| &issuer.url),
+            "ca_cert": manifest.ca_cert,
+        }),
     );
 
     context.cancel.cancelled().await;
