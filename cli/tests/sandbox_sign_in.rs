@@ -437,3 +437,33 @@ fn desktop_and_mobile_clients_sign_in_with_pkce_and_the_api_accepts_their_tokens
         assert_eq!(refused.status(), 401, "a tampered token is not");
     }
 }
+
+#[test]
+fn auto_approve_is_off_unless_asked_and_then_login_needs_no_page() {
+    if !keyring_usable() {
+        return;
+    }
+    let env = common::Env::new();
+    let sandbox = common::Sandbox::start_with(&env, 1, &["--auto-approve"]);
+    let manifest = sandbox.manifest_json();
+    assert_eq!(manifest["issuer"]["auto_approve"], true);
+    let manifest_path = sandbox.manifest.to_str().unwrap().to_owned();
+    let profile = format!("auto-{}", std::process::id());
+    let (code, _) = run_json(
+        &env,
+        &["profile", "add", &profile, "--from-sandbox", &manifest_path],
+    );
+    assert_eq!(code, 0);
+    // Nobody visits the page: the issuer approves as the installer test user by itself.
+    let output = env
+        .command()
+        .args(["--json", "--profile", &profile, "login"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let result = common::result(&output.stdout);
+    assert_eq!(result["session"]["identity"]["subject"], "installer");
+    let (code, _) = run_json(&env, &["--profile", &profile, "logout"]);
+    assert_eq!(code, 0);
+}

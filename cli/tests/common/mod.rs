@@ -115,10 +115,16 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn start(env: &Env, devices: u32) -> Self {
+        Self::start_with(env, devices, &[])
+    }
+
+    /// With more `sandbox up` arguments.
+    pub fn start_with(env: &Env, devices: u32, extra: &[&str]) -> Self {
         let manifest = env.path().join("sandbox").join("manifest.json");
         let child = env
             .std_command()
             .args(["sandbox", "up", "--no-labels", "-n", &devices.to_string()])
+            .args(extra)
             .arg("--manifest")
             .arg(&manifest)
             .stdin(Stdio::null())
