@@ -138,6 +138,12 @@ pub enum SandboxCommand {
     /// real organisation: `fieldlink profile add NAME --from-sandbox MANIFEST`, then
     /// `fieldlink --profile NAME login`.
     Up(SandboxUpArgs),
+    /// (Re)start one device agent of a `sandbox up --ble bluez` sandbox, in the foreground.
+    ///
+    /// Runs the `device-agent run --ble bluez` code on the device's adapter from the files and
+    /// the persistent state directory the manifest names, on the manifest's D-Bus system bus:
+    /// what `sandbox up --ble bluez` runs per device, and how a killed agent is restarted.
+    Agent(crate::commands::sandbox_agent::SandboxAgentArgs),
     /// Show what each virtual device of a running sandbox holds.
     Devices(SandboxRef),
     /// Switch a fault of a running sandbox on or off.
@@ -181,6 +187,13 @@ pub struct SandboxUpArgs {
     /// issuer.
     #[arg(long)]
     pub local_signer: bool,
+    /// With `--ble bluez`: serve the devices on these BlueZ adapters of the existing system bus
+    /// (one per device, repeat the flag) instead of a private BlueZoo bench.
+    #[arg(long = "adapter", value_name = "NAME", requires = "ble")]
+    pub adapter: Vec<String>,
+    /// With `--ble bluez --adapter …`: the adapter installers use [default: hci0].
+    #[arg(long, value_name = "NAME", requires = "adapter")]
+    pub installer_adapter: Option<String>,
     /// DEMO ONLY: the sandbox issuer approves every sign-in as the installer test user, without
     /// its sign-in page. Off by default: sign in with the test user's password from the
     /// manifest.

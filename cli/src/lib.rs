@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod auth;
+pub mod bluez_sandbox;
 pub mod commands;
 pub mod config;
 pub mod counting;

@@ -51,6 +51,10 @@ pub struct Manifest {
     pub users: Vec<TestUser>,
     /// The virtual devices.
     pub devices: Vec<ManifestDevice>,
+    /// `sandbox up --ble bluez`: the bus, the installer adapter and each device agent
+    /// (`docs/cli.md`, "sandbox up --ble bluez"); absent for the in-memory fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bluez: Option<crate::bluez_sandbox::BluezFleet>,
 }
 
 /// The fleet socket.

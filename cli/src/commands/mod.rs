@@ -8,6 +8,7 @@ mod history;
 mod label;
 mod resume;
 mod sandbox;
+pub mod sandbox_agent;
 mod scan;
 mod status;
 mod sync;
@@ -61,6 +62,9 @@ pub async fn dispatch(cli: Cli, output: &Output, cancel: CancellationToken) -> E
         Command::Demo(args) => ("demo", demo::run(args, &context).await),
         Command::Sandbox(SandboxCommand::Up(args)) => {
             ("sandbox up", sandbox::up(args, &context).await)
+        }
+        Command::Sandbox(SandboxCommand::Agent(args)) => {
+            ("sandbox agent", sandbox_agent::run(args, &context).await)
         }
         Command::Sandbox(SandboxCommand::Devices(args)) => {
             ("sandbox devices", sandbox::devices(args, &context).await)

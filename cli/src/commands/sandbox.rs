@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Context, demo::raise_open_file_limit};
 use crate::{
     args::{SandboxBle, SandboxFault, SandboxFaultArgs, SandboxRef, SandboxUpArgs, Toggle},
-    auth,
+    auth, bluez_sandbox,
     config::default_sandbox_dir,
     exit::{CliError, Exit},
     fleet::server::{FleetState, serve},
@@ -36,13 +36,13 @@ fn manifest_path(given: Option<PathBuf>) -> PathBuf {
 
 /// Starts the sandbox and serves until Ctrl-C or SIGTERM.
 pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError> {
-    if args.ble == SandboxBle::Bluez {
-        return Err(CliError::new(
-            Exit::TransportUnavailable,
-            "bluez_fleet_unavailable",
-            "a BlueZ-advertised virtual fleet is not available in this build yet; use \
-             `--ble memory` (other processes reach it through the manifest's fleet socket)",
-        ));
+    let bluez = (args.ble == SandboxBle::Bluez).then(|| bluez_sandbox::BluezPlan {
+        adapters: args.adapter.clone(),
+        installer_adapter: args.installer_adapter.clone(),
+        fail_safe_secs: 60,
+    });
+    if bluez.is_some() {
+        bluez_sandbox::check_plan(usize::try_from(args.devices).unwrap_or(1), &args.adapter)?;
     }
     raise_open_file_limit();
     let output = &context.output;
@@ -93,7 +93,8 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
     let stop = CancellationToken::new();
     let server = tokio::spawn(serve(listener, state, stop.clone()));
 
-    let manifest = Manifest {
+    let mut manifest = Manifest {
+        bluez: None,
         schema: MANIFEST_SCHEMA,
         pid: std::process::id(),
         started_at: chrono::Utc::now().to_rfc3339(),
@@ -159,6 +160,14 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
             .collect(),
     };
     manifest.save(&path)?;
+    // BlueZ mode: the devices become agent processes on BlueZ adapters (stopped on drop).
+    let bluez_fleet = match &bluez {
+        Some(plan) => Some(
+            bluez_sandbox::start_in_sandbox(&stack.devices, &dir, plan, &mut manifest, &path)
+                .await?,
+        ),
+        None => None,
+    };
 
     if !args.no_labels && !output.is_quiet() {
         for (index, device) in stack.devices.iter().enumerate() {
@@ -206,6 +215,9 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
         path.display(),
         path.display(),
     ));
+    if let Some(fleet) = &bluez_fleet {
+        output.info(bluez_sandbox::usage_hint(&fleet.fleet, &path));
+    }
     context.output.event(
         "sandbox_ready",
         &json!({
@@ -220,6 +232,9 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
 
     context.cancel.cancelled().await;
     output.info("stopping the sandbox");
+    if let Some(fleet) = bluez_fleet {
+        fleet.stop();
+    }
     stop.cancel();
     let _ = server.await;
     let _ = std::fs::remove_file(&path);
