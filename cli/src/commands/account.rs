@@ -245,7 +245,18 @@ fn from_sandbox(mut profile: Profile, path: &Path) -> Result<Profile, CliError> 
     profile.issuer_url = Some(issuer.url.clone());
     profile.client_id = Some(client.client_id.clone());
     profile.ca_file = Some(manifest.ca_cert.clone());
-    profile.fleet_radio = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+    match &manifest.bluez {
+        // A BlueZ fleet is real Bluetooth: its installer adapter (the bench's bus comes from
+        // `DBUS_SYSTEM_BUS_ADDRESS`, see the sandbox's hint).
+        Some(bluez) => {
+            profile.fleet_radio = None;
+            profile.adapter = Some(bluez.installer_adapter.clone());
+        }
+        None => {
+            profile.fleet_radio =
+                Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+        }
+    }
     profile.sandbox = None;
     profile.allow_insecure_loopback = false;
     Ok(profile)
@@ -288,4 +299,69 @@ fn unknown(name: &str) -> CliError {
     CliError::config(format!(
         "no profile {name:?}; list them with `fieldlink profile list`"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(bluez: &str) -> String {
+        format!(
+            r#"{{"schema": 2, "pid": 1, "started_at": "x",
+            "fleet": {{"address": "127.0.0.1:1", "token": "t"}},
+            "api": {{"url": "https://127.0.0.1:2", "issuer": "https://127.0.0.1:3"}},
+            "issuer": {{"url": "https://127.0.0.1:3", "audience": "a", "auto_approve": false,
+                "clients": [{{"client_id": "fieldlink-cli", "grant": "device_code",
+                             "redirect_uris": []}}]}},
+            "dps": {{"global_endpoint": "https://localhost:4", "instances": []}},
+            "ca_cert": "/tmp/sandbox/ca.pem", "users": [], "devices": []{bluez}}}"#
+        )
+    }
+
+    #[test]
+    fn a_profile_from_a_sandbox_takes_its_services_and_its_radio() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.json");
+        std::fs::write(&path, manifest("")).unwrap();
+        let stale = Profile {
+            sandbox: Some("/old.json".into()),
+            allow_insecure_loopback: true,
+            ..Profile::default()
+        };
+        let profile = from_sandbox(stale, &path).unwrap();
+        assert_eq!(profile.api_url.as_deref(), Some("https://127.0.0.1:2"));
+        assert_eq!(profile.issuer_url.as_deref(), Some("https://127.0.0.1:3"));
+        assert_eq!(profile.client_id.as_deref(), Some("fieldlink-cli"));
+        assert_eq!(profile.ca_file, Some("/tmp/sandbox/ca.pem".into()));
+        assert_eq!(profile.fleet_radio.as_deref(), Some(path.as_path()));
+        assert_eq!(profile.sandbox, None);
+        assert!(!profile.allow_insecure_loopback);
+
+        std::fs::write(
+            &path,
+            manifest(
+                r#", "bluez": {"bus_address": null, "bench": false, "installer_adapter": "hci1",
+                   "spare_installer_adapters": [], "devices": []}"#,
+            ),
+        )
+        .unwrap();
+        let profile = from_sandbox(Profile::default(), &path).unwrap();
+        assert_eq!(profile.fleet_radio, None, "a BlueZ fleet is real Bluetooth");
+        assert_eq!(profile.adapter.as_deref(), Some("hci1"));
+
+        std::fs::write(
+            &path,
+            manifest("").replace(
+                r#""api": {"url": "https://127.0.0.1:2", "issuer": "https://127.0.0.1:3"},"#,
+                r#""api": null,"#,
+            ),
+        )
+        .unwrap();
+        let error = from_sandbox(Profile::default(), &path).unwrap_err();
+        assert!(
+            error.message.contains("--local-signer"),
+            "{}",
+            error.message
+        );
+    }
 }
