@@ -43,9 +43,11 @@ pub struct BluezFleet {
     pub bench: bool,
     /// The adapter installers scan and connect with (`fieldlink --adapter hci0 …`).
     pub installer_adapter: String,
-    /// Further installer adapters no device was ever connected from (bench only). BlueZoo keeps
-    /// a dead agent's GATT objects under every central that was connected to it, so after a
-    /// device agent restart the next commissioning works best from one of these.
+    /// Further installer adapters (bench only). BlueZoo 1.0.2 cannot connect a central to a
+    /// device again after a disconnect (it re-exports the same GATT object paths) and keeps a
+    /// dead agent's GATT objects under every central that was connected to it, so each
+    /// installer adapter commissions each device once per agent run: use these for the next
+    /// connections to a device.
     pub spare_installer_adapters: Vec<String>,
     /// The devices, in the manifest's device order.
     pub devices: Vec<BluezDevice>,
@@ -124,7 +126,7 @@ impl RunningBluezFleet {
                 let addresses = bench_addresses(devices.len());
                 let bench = BluezBench::start(&dir.join("bench"), &addresses).await?;
                 let adapters = bench.adapters.clone();
-                let spare = adapters.last().cloned().into_iter().collect();
+                let spare = adapters[devices.len() + 1..].to_vec();
                 let device_adapters = adapters[1..=devices.len()].to_vec();
                 let device_addresses = addresses[1..=devices.len()]
                     .iter()
@@ -275,7 +277,7 @@ pub fn usage_hint(fleet: &BluezFleet, manifest: &Path) -> String {
     format!(
         "BlueZ fleet: {} device agents{} (installer adapter {})\n  {bus}fieldlink scan --adapter {}\n  \
          fieldlink profile add sandbox --from-sandbox {} && fieldlink --profile sandbox login\n  \
-         fieldlink --profile sandbox commission <payload> --adapter {}\n  restart a killed agent: \
+         fieldlink --profile sandbox commission <payload> --adapter {}{}\n  restart a killed agent: \
          fieldlink sandbox agent --manifest {} --device <registration id>",
         fleet.devices.len(),
         if fleet.bench {
@@ -287,6 +289,15 @@ pub fn usage_hint(fleet: &BluezFleet, manifest: &Path) -> String {
         fleet.installer_adapter,
         manifest.display(),
         fleet.installer_adapter,
+        if fleet.spare_installer_adapters.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n  BlueZoo connects an adapter to a device once per agent run: connect again \
+                 from {}",
+                fleet.spare_installer_adapters.join(" or ")
+            )
+        },
         manifest.display(),
     )
 }
@@ -332,9 +343,12 @@ fn on_path(tool: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
 
-/// The bench's adapter addresses: installer, devices…, spare installer.
+/// Installer adapters a bench has besides `hci0` (see [`BluezFleet::spare_installer_adapters`]).
+pub const SPARE_INSTALLER_ADAPTERS: usize = 2;
+
+/// The bench's adapter addresses: installer, devices…, spare installers.
 pub fn bench_addresses(devices: usize) -> Vec<String> {
-    (0..devices + 2)
+    (0..devices + 1 + SPARE_INSTALLER_ADAPTERS)
         .map(|index| format!("00:FA:CE:00:{:02X}:{:02X}", index >> 8, index & 0xff))
         .collect()
 }
@@ -630,11 +644,11 @@ mod tests {
     #[test]
     fn bench_addresses_are_distinct_with_an_installer_and_a_spare() {
         let addresses = bench_addresses(3);
-        assert_eq!(addresses.len(), 5);
+        assert_eq!(addresses.len(), 6);
         let mut unique = addresses.clone();
         unique.sort();
         unique.dedup();
-        assert_eq!(unique.len(), 5);
+        assert_eq!(unique.len(), 6);
         assert_eq!(addresses[0], "00:FA:CE:00:00:00");
         assert_eq!(bench_addresses(300)[257], "00:FA:CE:00:01:01");
     }
