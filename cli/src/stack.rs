@@ -154,7 +154,7 @@ impl LocalStack {
             .collect();
         let mut rng = StdRng::seed_from_u64(config.seed);
         let policy_key = base64::engine::general_purpose::STANDARD.encode(rng.r#gen::<[u8; 32]>());
-        let ca = CertificateAuthority::generate()
+        let ca = CertificateAuthority::generate_named("fieldlink sandbox CA")
             .map_err(|error| startup_error("the sandbox CA", error))?;
         let ca_pem = ca.cert_pem();
         let files =
@@ -167,6 +167,7 @@ impl LocalStack {
             http_bind: None,
             tls: Some(TlsOptions {
                 ca_key_pem: Some(ca.key_pem()),
+                ca_common_name: ca.common_name().to_owned(),
                 ..TlsOptions::default()
             }),
             instances: instances

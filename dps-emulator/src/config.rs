@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::model::{EnrollmentGroup, IndividualEnrollment};
+use crate::tls::CA_COMMON_NAME;
 
 /// Host-name suffix of DPS instances; the service API routes on `{name}.{suffix}` hosts.
 pub const DPS_HOST_SUFFIX: &str = "azure-devices-provisioning.net";
@@ -59,9 +60,13 @@ pub struct TlsOptions {
     pub bind: SocketAddr,
     /// DNS names and IP addresses the server certificate is valid for.
     pub names: Vec<String>,
-    /// PEM private key of the CA. Given the same key, the emulator re-creates the same CA name
-    /// and key, so clients that trusted an earlier run's CA certificate keep trusting it.
+    /// PEM private key of the CA. Given the same key (and [`TlsOptions::ca_common_name`]), the
+    /// emulator re-creates the same CA name and key, so clients that trusted an earlier run's
+    /// CA certificate keep trusting it.
     pub ca_key_pem: Option<String>,
+    /// The CA's common name (default [`CA_COMMON_NAME`]): the name the CA was created with when
+    /// `ca_key_pem` is the key of a CA shared with other services.
+    pub ca_common_name: String,
 }
 
 impl fmt::Debug for TlsOptions {
@@ -73,6 +78,7 @@ impl fmt::Debug for TlsOptions {
                 "ca_key_pem",
                 &self.ca_key_pem.as_ref().map(|_| "<redacted>"),
             )
+            .field("ca_common_name", &self.ca_common_name)
             .finish()
     }
 }
@@ -83,6 +89,7 @@ impl Default for TlsOptions {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             names: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
             ca_key_pem: None,
+            ca_common_name: CA_COMMON_NAME.to_owned(),
         }
     }
 }

@@ -125,8 +125,8 @@ impl DpsEmulator {
         let mut https = None;
         if let Some(tls) = config.tls {
             let ca = match &tls.ca_key_pem {
-                Some(key) => CertificateAuthority::from_key_pem(key)?,
-                None => CertificateAuthority::generate()?,
+                Some(key) => CertificateAuthority::from_key_pem_named(key, &tls.ca_common_name)?,
+                None => CertificateAuthority::generate_named(&tls.ca_common_name)?,
             };
             let certificate = ca.issue_server_certificate(&tls.names)?;
             let rustls_config =

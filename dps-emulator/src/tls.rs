@@ -22,40 +22,55 @@ pub enum TlsError {
     NoNames,
 }
 
-/// The common name of the emulator's CA (kept fixed so [`CertificateAuthority::from_key_pem`]
-/// re-creates an equivalent CA).
+/// The common name of the emulator's own CA ([`CertificateAuthority::generate`] and
+/// [`CertificateAuthority::from_key_pem`]); a CA shared with other services can carry another
+/// name ([`CertificateAuthority::generate_named`], [`CertificateAuthority::from_key_pem_named`]).
 pub const CA_COMMON_NAME: &str = "fieldlink DPS emulator CA";
 
 /// A private certificate authority. `Debug` hides the key.
 pub struct CertificateAuthority {
     certificate: rcgen::Certificate,
     key: KeyPair,
+    common_name: String,
 }
 
 impl fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CertificateAuthority")
+            .field("common_name", &self.common_name)
             .field("key", &"<redacted>")
             .finish()
     }
 }
 
 impl CertificateAuthority {
-    /// A new CA with a fresh P-256 key.
+    /// A new CA named [`CA_COMMON_NAME`] with a fresh P-256 key.
     pub fn generate() -> Result<Self, TlsError> {
-        Self::with_key(KeyPair::generate()?)
+        Self::generate_named(CA_COMMON_NAME)
     }
 
-    /// The CA for an existing PEM key. The same key gives the same CA name, key and key
-    /// identifier, so certificates issued now chain to a CA certificate saved earlier.
+    /// A new CA with a fresh P-256 key and `common_name` as its subject's CN.
+    pub fn generate_named(common_name: &str) -> Result<Self, TlsError> {
+        Self::with_key(KeyPair::generate()?, common_name)
+    }
+
+    /// The CA named [`CA_COMMON_NAME`] for an existing PEM key (see
+    /// [`CertificateAuthority::from_key_pem_named`]).
     pub fn from_key_pem(key_pem: &str) -> Result<Self, TlsError> {
-        Self::with_key(KeyPair::from_pem(key_pem)?)
+        Self::from_key_pem_named(key_pem, CA_COMMON_NAME)
     }
 
-    fn with_key(key: KeyPair) -> Result<Self, TlsError> {
+    /// The CA for an existing PEM key and name. The same key and name give the same CA
+    /// subject, key and key identifier, so certificates issued now chain to a CA certificate
+    /// saved earlier (a different name gives a CA that certificate does not vouch for).
+    pub fn from_key_pem_named(key_pem: &str, common_name: &str) -> Result<Self, TlsError> {
+        Self::with_key(KeyPair::from_pem(key_pem)?, common_name)
+    }
+
+    fn with_key(key: KeyPair, common_name: &str) -> Result<Self, TlsError> {
         let mut params = CertificateParams::default();
         let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, CA_COMMON_NAME);
+        name.push(DnType::CommonName, common_name);
         name.push(DnType::OrganizationName, "fieldlink");
         params.distinguished_name = name;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -65,7 +80,17 @@ impl CertificateAuthority {
             KeyUsagePurpose::DigitalSignature,
         ];
         let certificate = params.self_signed(&key)?;
-        Ok(Self { certificate, key })
+        Ok(Self {
+            certificate,
+            key,
+            common_name: common_name.to_owned(),
+        })
+    }
+
+    /// The CA's common name (what [`CertificateAuthority::from_key_pem_named`] needs besides
+    /// the key to re-create it).
+    pub fn common_name(&self) -> &str {
+        &self.common_name
     }
 
     /// The CA certificate, PEM (what clients trust).
@@ -199,6 +224,41 @@ mod tests {
         ));
         let stranger = CertificateAuthority::generate().unwrap();
         assert!(!verifies(&stranger, &server, "localhost"));
+    }
+
+    #[test]
+    fn a_named_ca_re_created_from_its_key_keeps_its_name() {
+        let original = CertificateAuthority::generate_named("fieldlink sandbox CA").unwrap();
+        let recreated =
+            CertificateAuthority::from_key_pem_named(&original.key_pem(), "fieldlink sandbox CA")
+                .unwrap();
+        let server = recreated
+            .issue_server_certificate(&["localhost".to_owned()])
+            .unwrap();
+        assert!(verifies(&original, &server, "localhost"));
+        // The default name would make an issuer the saved CA certificate does not match.
+        let renamed = CertificateAuthority::from_key_pem(&original.key_pem()).unwrap();
+        let server = renamed
+            .issue_server_certificate(&["localhost".to_owned()])
+            .unwrap();
+        assert!(!verifies(&original, &server, "localhost"));
+    }
+
+    #[test]
+    fn the_common_name_is_the_one_asked_for() {
+        let named = CertificateAuthority::generate_named("fieldlink sandbox CA").unwrap();
+        let subject = |ca: &CertificateAuthority| {
+            let name = &ca.certificate.params().distinguished_name;
+            match name.get(&DnType::CommonName) {
+                Some(rcgen::DnValue::Utf8String(cn)) => cn.clone(),
+                other => panic!("unexpected CN {other:?}"),
+            }
+        };
+        assert_eq!(subject(&named), "fieldlink sandbox CA");
+        assert_eq!(named.common_name(), "fieldlink sandbox CA");
+        let default = CertificateAuthority::generate().unwrap();
+        assert_eq!(subject(&default), CA_COMMON_NAME);
+        assert_eq!(default.common_name(), CA_COMMON_NAME);
     }
 
     #[test]

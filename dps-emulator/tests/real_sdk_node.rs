@@ -173,7 +173,7 @@ async fn node_sdk_registers_on_port_443_without_any_port_mapping() {
     let tls = TlsOptions {
         bind: SocketAddr::from((ip, 443)),
         names: vec![ip.to_string()],
-        ca_key_pem: None,
+        ..TlsOptions::default()
     };
     let Some(emulator) = start(tls).await else {
         eprintln!("SKIPPED: cannot listen on {ip}:443 here (needs root or CAP_NET_BIND_SERVICE)");

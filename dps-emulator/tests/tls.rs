@@ -103,3 +103,46 @@ async fn a_saved_ca_key_keeps_old_clients_trusting_a_new_run() {
     assert_eq!(response.status(), 200);
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_named_ca_shared_with_other_services_is_re_created_under_its_name() {
+    use fieldlink_dps_emulator::tls::CertificateAuthority;
+    let shared = CertificateAuthority::generate_named("fieldlink sandbox CA").unwrap();
+    let trusting = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(shared.cert_pem().as_bytes()).unwrap())
+        .use_rustls_tls()
+        .build()
+        .unwrap();
+    let start = |ca_common_name: &str| {
+        DpsEmulator::start(EmulatorConfig {
+            http_bind: None,
+            tls: Some(TlsOptions {
+                ca_key_pem: Some(shared.key_pem()),
+                ca_common_name: ca_common_name.to_owned(),
+                ..TlsOptions::default()
+            }),
+            instances: vec![instance("dps-ca-named")],
+        })
+    };
+    let named = start("fieldlink sandbox CA").await.unwrap();
+    let response = trusting
+        .get(format!("{}/metrics", named.https_base_url().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    named.shutdown().await;
+
+    // Under the emulator's default name the same key makes a CA the shared certificate does not
+    // vouch for.
+    let renamed = start(fieldlink_dps_emulator::tls::CA_COMMON_NAME)
+        .await
+        .unwrap();
+    let refused = trusting
+        .get(format!("{}/metrics", renamed.https_base_url().unwrap()))
+        .send()
+        .await;
+    assert!(refused.is_err());
+    renamed.shutdown().await;
+}
