@@ -31,7 +31,9 @@ use crate::config::DPS_HOST_SUFFIX;
 use crate::control::EmulatorControl;
 use crate::error::DpsError;
 use crate::instance::{Api, Instance};
-use crate::model::SUPPORTED_API_VERSIONS;
+use crate::model::{
+    DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment, SUPPORTED_API_VERSIONS,
+};
 
 /// Path prefix of the service API of one instance.
 pub const SERVICE_PREFIX: &str = "/dps";
@@ -53,19 +55,20 @@ pub fn router(control: EmulatorControl) -> Router {
         )
         .route(
             "/dps/{dps_name}/registrations/{id}",
-            get(service::get_registration).delete(service::delete_registration),
+            get(service::get::<DeviceRegistrationState>)
+                .delete(service::delete::<DeviceRegistrationState>),
         )
         .route(
             "/dps/{dps_name}/enrollments/{id}",
-            get(service::get_enrollment)
-                .put(service::put_enrollment)
-                .delete(service::delete_enrollment),
+            get(service::get::<IndividualEnrollment>)
+                .put(service::put::<IndividualEnrollment>)
+                .delete(service::delete::<IndividualEnrollment>),
         )
         .route(
             "/dps/{dps_name}/enrollmentGroups/{id}",
-            get(service::get_group)
-                .put(service::put_group)
-                .delete(service::delete_group),
+            get(service::get::<EnrollmentGroup>)
+                .put(service::put::<EnrollmentGroup>)
+                .delete(service::delete::<EnrollmentGroup>),
         )
         .route("/emulator/instances", get(admin::list).post(admin::create))
         .route(

@@ -1,5 +1,9 @@
 //! Service API of one instance: registration state, individual enrollments, enrollment groups.
 //! Every call needs a service SAS (shared access policy) for the instance's host name.
+//!
+//! The three resource kinds share Azure's REST shapes (`GET`/`DELETE` of `{kind}/{id}`, `PUT`
+//! of a JSON body naming the ID, the entity tag in `ETag`), so one generic handler per verb
+//! serves them all, through [`ServiceResource`] and [`ReplaceableResource`].
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -12,9 +16,135 @@ use super::{api_version, apply_faults, authorization, if_match, json_response, n
 use crate::control::EmulatorControl;
 use crate::error::DpsError;
 use crate::instance::{Api, Instance};
-use crate::model::{EnrollmentGroup, IndividualEnrollment};
+use crate::model::{DeviceRegistrationState, EnrollmentGroup, IndividualEnrollment};
 
 type ServicePath = Path<(String, String)>;
+
+/// A resource kind of the service API that can be read and deleted by ID.
+pub(crate) trait ServiceResource: serde::Serialize + Sized + Send + 'static {
+    /// The metrics operation of `GET`.
+    const GET_OPERATION: &'static str;
+    /// The metrics operation of `DELETE`.
+    const DELETE_OPERATION: &'static str;
+
+    /// The stored resource.
+    fn find(instance: &Instance, id: &str) -> Option<Self>;
+    /// The error of a `GET` for an ID that is not there.
+    fn not_found(id: &str) -> DpsError;
+    /// Deletes the resource, honouring `If-Match` where the kind has an entity tag to match.
+    fn delete(instance: &Instance, id: &str, if_match: Option<&str>) -> Result<(), DpsError>;
+    /// The entity tag.
+    fn etag(&self) -> Option<&str>;
+}
+
+/// A resource kind the service API also creates or replaces with `PUT`.
+pub(crate) trait ReplaceableResource: ServiceResource + serde::de::DeserializeOwned {
+    /// The metrics operation of `PUT`.
+    const PUT_OPERATION: &'static str;
+    /// The body field that carries the ID of the path.
+    const ID_FIELD: &'static str;
+
+    /// Stores the resource (`If-Match` must match the stored entity tag unless it is `*`).
+    fn replace(
+        instance: &Instance,
+        resource: Self,
+        if_match: Option<&str>,
+    ) -> Result<Self, DpsError>;
+}
+
+impl ServiceResource for DeviceRegistrationState {
+    const GET_OPERATION: &'static str = "registration_state_get";
+    const DELETE_OPERATION: &'static str = "registration_state_delete";
+
+    fn find(instance: &Instance, id: &str) -> Option<Self> {
+        instance.registration_state(id)
+    }
+
+    fn not_found(id: &str) -> DpsError {
+        DpsError::RegistrationNotFound(format!("registration {id}"))
+    }
+
+    /// Registration records are deleted unconditionally (`If-Match` is not checked).
+    fn delete(instance: &Instance, id: &str, _if_match: Option<&str>) -> Result<(), DpsError> {
+        if instance.delete_registration(id) {
+            Ok(())
+        } else {
+            Err(Self::not_found(id))
+        }
+    }
+
+    fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+}
+
+impl ServiceResource for IndividualEnrollment {
+    const GET_OPERATION: &'static str = "enrollment_get";
+    const DELETE_OPERATION: &'static str = "enrollment_delete";
+
+    fn find(instance: &Instance, id: &str) -> Option<Self> {
+        instance.enrollment(id)
+    }
+
+    fn not_found(id: &str) -> DpsError {
+        DpsError::EnrollmentNotFound(format!("individual enrollment {id}"))
+    }
+
+    fn delete(instance: &Instance, id: &str, if_match: Option<&str>) -> Result<(), DpsError> {
+        instance.delete_enrollment(id, if_match)
+    }
+
+    fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+}
+
+impl ReplaceableResource for IndividualEnrollment {
+    const PUT_OPERATION: &'static str = "enrollment_put";
+    const ID_FIELD: &'static str = "registrationId";
+
+    fn replace(
+        instance: &Instance,
+        resource: Self,
+        if_match: Option<&str>,
+    ) -> Result<Self, DpsError> {
+        instance.put_enrollment(resource, if_match)
+    }
+}
+
+impl ServiceResource for EnrollmentGroup {
+    const GET_OPERATION: &'static str = "enrollment_group_get";
+    const DELETE_OPERATION: &'static str = "enrollment_group_delete";
+
+    fn find(instance: &Instance, id: &str) -> Option<Self> {
+        instance.enrollment_group(id)
+    }
+
+    fn not_found(id: &str) -> DpsError {
+        DpsError::EnrollmentNotFound(format!("enrollment group {id}"))
+    }
+
+    fn delete(instance: &Instance, id: &str, if_match: Option<&str>) -> Result<(), DpsError> {
+        instance.delete_enrollment_group(id, if_match)
+    }
+
+    fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+}
+
+impl ReplaceableResource for EnrollmentGroup {
+    const PUT_OPERATION: &'static str = "enrollment_group_put";
+    const ID_FIELD: &'static str = "enrollmentGroupId";
+
+    fn replace(
+        instance: &Instance,
+        resource: Self,
+        if_match: Option<&str>,
+    ) -> Result<Self, DpsError> {
+        instance.put_enrollment_group(resource, if_match)
+    }
+}
 
 async fn admit(
     control: &EmulatorControl,
@@ -29,6 +159,27 @@ async fn admit(
     apply_faults(&instance, Api::Service).await?;
     instance.authenticate_service(authorization(headers), now_unix())?;
     Ok(instance)
+}
+
+/// Admits the request to instance `dps_name`, answers with `respond`, and tags the response
+/// with `operation` for metrics.
+async fn serve(
+    operation: &'static str,
+    control: &EmulatorControl,
+    dps_name: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    respond: impl FnOnce(&Instance) -> Result<Response, DpsError>,
+) -> Response {
+    let mut instance_name = None;
+    let admitted = admit(control, dps_name, query, headers, &mut instance_name).await;
+    let result = admitted.and_then(|instance| respond(&instance));
+    tagged(operation, instance_name, result)
+}
+
+/// 200 with the resource as JSON and its entity tag in `ETag`.
+fn ok_with_etag<R: ServiceResource>(resource: &R) -> Response {
+    with_etag(json_response(StatusCode::OK, resource), resource.etag())
 }
 
 fn with_etag(mut response: Response, etag: Option<&str>) -> Response {
@@ -66,221 +217,67 @@ fn body_with_id<T: serde::de::DeserializeOwned>(
         .map_err(|err| DpsError::BadRequest(format!("request body: {err}")))
 }
 
-/// Device Registration State – Get.
-pub(crate) async fn get_registration(
+/// `GET` of a registration state, individual enrollment or enrollment group.
+pub(crate) async fn get<R: ServiceResource>(
     State(control): State<EmulatorControl>,
     Path((dps_name, id)): ServicePath,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let mut instance_name = None;
-    let result = async {
-        let instance = admit(
-            &control,
-            &dps_name,
-            query.as_deref(),
-            &headers,
-            &mut instance_name,
-        )
-        .await?;
-        let state = instance
-            .registration_state(&id)
-            .ok_or_else(|| DpsError::RegistrationNotFound(format!("registration {id}")))?;
-        Ok(with_etag(
-            json_response(StatusCode::OK, &state),
-            state.etag.as_deref(),
-        ))
-    }
-    .await;
-    tagged("registration_state_get", instance_name, result)
+    serve(
+        R::GET_OPERATION,
+        &control,
+        &dps_name,
+        query.as_deref(),
+        &headers,
+        |instance| {
+            let resource = R::find(instance, &id).ok_or_else(|| R::not_found(&id))?;
+            Ok(ok_with_etag(&resource))
+        },
+    )
+    .await
 }
 
-/// Device Registration State – Delete.
-pub(crate) async fn delete_registration(
-    State(control): State<EmulatorControl>,
-    Path((dps_name, id)): ServicePath,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let mut instance_name = None;
-    let result = async {
-        let instance = admit(
-            &control,
-            &dps_name,
-            query.as_deref(),
-            &headers,
-            &mut instance_name,
-        )
-        .await?;
-        if !instance.delete_registration(&id) {
-            return Err(DpsError::RegistrationNotFound(format!("registration {id}")));
-        }
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await;
-    tagged("registration_state_delete", instance_name, result)
-}
-
-/// Individual Enrollment – Get.
-pub(crate) async fn get_enrollment(
-    State(control): State<EmulatorControl>,
-    Path((dps_name, id)): ServicePath,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let mut instance_name = None;
-    let result = async {
-        let instance = admit(
-            &control,
-            &dps_name,
-            query.as_deref(),
-            &headers,
-            &mut instance_name,
-        )
-        .await?;
-        let enrollment = instance
-            .enrollment(&id)
-            .ok_or_else(|| DpsError::EnrollmentNotFound(format!("individual enrollment {id}")))?;
-        Ok(with_etag(
-            json_response(StatusCode::OK, &enrollment),
-            enrollment.etag.as_deref(),
-        ))
-    }
-    .await;
-    tagged("enrollment_get", instance_name, result)
-}
-
-/// Individual Enrollment – Create Or Update.
-pub(crate) async fn put_enrollment(
+/// `PUT` (create or update) of an individual enrollment or enrollment group.
+pub(crate) async fn put<R: ReplaceableResource>(
     State(control): State<EmulatorControl>,
     Path((dps_name, id)): ServicePath,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut instance_name = None;
-    let result = async {
-        let instance = admit(
-            &control,
-            &dps_name,
-            query.as_deref(),
-            &headers,
-            &mut instance_name,
-        )
-        .await?;
-        let enrollment: IndividualEnrollment = body_with_id(&body, "registrationId", &id)?;
-        let stored = instance.put_enrollment(enrollment, if_match(&headers))?;
-        Ok(with_etag(
-            json_response(StatusCode::OK, &stored),
-            stored.etag.as_deref(),
-        ))
-    }
-    .await;
-    tagged("enrollment_put", instance_name, result)
+    serve(
+        R::PUT_OPERATION,
+        &control,
+        &dps_name,
+        query.as_deref(),
+        &headers,
+        |instance| {
+            let resource: R = body_with_id(&body, R::ID_FIELD, &id)?;
+            let stored = R::replace(instance, resource, if_match(&headers))?;
+            Ok(ok_with_etag(&stored))
+        },
+    )
+    .await
 }
 
-/// Individual Enrollment – Delete.
-pub(crate) async fn delete_enrollment(
+/// `DELETE` of a registration state, individual enrollment or enrollment group: 204.
+pub(crate) async fn delete<R: ServiceResource>(
     State(control): State<EmulatorControl>,
     Path((dps_name, id)): ServicePath,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let mut instance_name = None;
-    let result = async {
-        let instance = admit(
-            &control,
-            &dps_name,
-            query.as_deref(),
-            &headers,
-            &mut instance_name,
-        )
-        .await?;
-        instance.delete_enrollment(&id, if_match(&headers))?;
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await;
-    tagged("enrollment_delete", instance_name, result)
-}
-
-/// Enrollment Group – Get.
-pub(crate) async fn get_group(
-    State(control): State<EmulatorControl>,
-    Path((dps_name, id)): ServicePath,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let mut instance_name = None;
-    let result = async {
-        let instance = admit(
-            &control,
-            &dps_name,
-            query.as_deref(),
-            &headers,
-            &mut instance_name,
-        )
-        .await?;
-        let group = instance
-            .enrollment_group(&id)
-            .ok_or_else(|| DpsError::EnrollmentNotFound(format!("enrollment group {id}")))?;
-        Ok(with_etag(
-            json_response(StatusCode::OK, &group),
-            group.etag.as_deref(),
-        ))
-    }
-    .await;
-    tagged("enrollment_group_get", instance_name, result)
-}
-
-/// Enrollment Group – Create Or Update.
-pub(crate) async fn put_group(
-    State(control): State<EmulatorControl>,
-    Path((dps_name, id)): ServicePath,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let mut instance_name = None;
-    let result = async {
-        let instance = admit(
-            &control,
-            &dps_name,
-            query.as_deref(),
-            &headers,
-            &mut instance_name,
-        )
-        .await?;
-        let group: EnrollmentGroup = body_with_id(&body, "enrollmentGroupId", &id)?;
-        let stored = instance.put_enrollment_group(group, if_match(&headers))?;
-        Ok(with_etag(
-            json_response(StatusCode::OK, &stored),
-            stored.etag.as_deref(),
-        ))
-    }
-    .await;
-    tagged("enrollment_group_put", instance_name, result)
-}
-
-/// Enrollment Group – Delete.
-pub(crate) async fn delete_group(
-    State(control): State<EmulatorControl>,
-    Path((dps_name, id)): ServicePath,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let mut instance_name = None;
-    let result = async {
-        let instance = admit(
-            &control,
-            &dps_name,
-            query.as_deref(),
-            &headers,
-            &mut instance_name,
-        )
-        .await?;
-        instance.delete_enrollment_group(&id, if_match(&headers))?;
-        Ok(StatusCode::NO_CONTENT.into_response())
-    }
-    .await;
-    tagged("enrollment_group_delete", instance_name, result)
+    serve(
+        R::DELETE_OPERATION,
+        &control,
+        &dps_name,
+        query.as_deref(),
+        &headers,
+        |instance| {
+            R::delete(instance, &id, if_match(&headers))?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        },
+    )
+    .await
 }
