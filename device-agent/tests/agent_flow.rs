@@ -617,3 +617,60 @@ async fn a_failed_join_keeps_the_device_on_its_previous_network() {
     assert_eq!(device.networks().joined().as_deref(), Some("old-ap"));
     site.emulator.shutdown().await;
 }
+
+/// Cancel, then hang up before the answer goes out: the device finds the link dead while
+/// answering, and the advertisement must show the state `status()` reports (not the stale
+/// `session_open` queued before the disconnect was noticed).
+#[tokio::test]
+async fn the_advertisement_agrees_with_status_after_cancel_and_hang_up() {
+    let site = site(3_600_000).await;
+    let fleet = VirtualFleet::new(1, fleet_config(&site, Arc::new(TokioClock::new()))).unwrap();
+    let device = &fleet.devices()[0];
+    let mut installer = Installer::connect(device, 247);
+    installer
+        .open(
+            &device.payload().pop,
+            ticket_for(device, &site, 30, common::now_unix()),
+        )
+        .await;
+    assert!(matches!(
+        installer.response().await,
+        Response::ProvisionAccepted { .. }
+    ));
+    assert!(
+        device
+            .wait_for_state(LONG, |s| s == DeviceState::Registering)
+            .await
+            .is_some()
+    );
+    installer.request_and_hang_up(Request::Cancel).await;
+    // The frame reaches the agent through its connection pump; ask until it was handled.
+    let status = tokio::time::timeout(LONG, async {
+        loop {
+            let status = device.status().await.unwrap();
+            if status.state != DeviceState::Registering {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.state, DeviceState::Commissionable);
+    assert!(device.persisted().unwrap().staged.is_none());
+    // The fleet copies the agent's advertisement asynchronously: give it a moment, no more.
+    assert_eq!(
+        device
+            .wait_for_state(Duration::from_secs(2), |s| s == status.state)
+            .await,
+        Some(status.state),
+        "advertised {:?} while status() says {:?}",
+        device.state(),
+        status.state
+    );
+    // And it stays there.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(device.state(), Some(status.state));
+    assert_eq!(device.status().await.unwrap().state, status.state);
+    site.emulator.shutdown().await;
+}

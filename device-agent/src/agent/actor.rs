@@ -272,7 +272,10 @@ impl Actor {
                 }
             }
             LinkEvent::Status(reply) => {
-                let _ = reply.send(self.machine.status(self.clock.now_ms()));
+                let now = self.clock.now_ms();
+                let outputs = self.machine.refresh_advertisement(now);
+                self.carry_out(outputs, None).await;
+                let _ = reply.send(self.machine.status(now));
             }
         }
     }
@@ -353,12 +356,7 @@ impl Actor {
                         }
                     });
                 }
-                Output::Advertise(state) => {
-                    let discriminator = self.machine.persisted().identity.discriminator;
-                    tracing::info!(state = state.as_str(), "advertised state");
-                    self.advertisement
-                        .send_replace(Advertisement::new(discriminator, state));
-                }
+                Output::Advertise(_) => self.publish_advertisement(),
             }
         }
     }
@@ -406,6 +404,27 @@ impl Actor {
                 return;
             }
         }
+    }
+
+    /// Publishes the machine's advertised state, the single source of truth. An `Advertise`
+    /// output names the state at the end of the input that produced it, but a nested input
+    /// carried out meanwhile (the link found dead while sending the answer to `Cancel`) may have
+    /// advanced it; publishing the machine's latest state keeps the advertisement equal to
+    /// `status()`.
+    fn publish_advertisement(&mut self) {
+        let Some(state) = self.machine.advertised_state() else {
+            return;
+        };
+        let discriminator = self.machine.persisted().identity.discriminator;
+        let advertisement = Advertisement::new(discriminator, state);
+        self.advertisement.send_if_modified(|current| {
+            if *current == advertisement {
+                return false;
+            }
+            tracing::info!(state = state.as_str(), "advertised state");
+            *current = advertisement;
+            true
+        });
     }
 
     fn close_link(&mut self) {

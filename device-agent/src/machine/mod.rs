@@ -359,6 +359,22 @@ impl DeviceMachine {
         self.state_at(now_ms, true)
     }
 
+    /// The state last handed out in an [`Output::Advertise`]: the one source the agent
+    /// publishes from, so a stale `Advertise` still queued behind a nested disconnect can never
+    /// overwrite a newer state.
+    pub fn advertised_state(&self) -> Option<DeviceState> {
+        self.advertised
+    }
+
+    /// Re-evaluates the advertised state at `now_ms` (time alone can change it, e.g. a lockout
+    /// ending) and returns the `Advertise` output if it changed. The agent calls it before it
+    /// answers a status query, so `status()` and the advertisement never disagree.
+    pub fn refresh_advertisement(&mut self, now_ms: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.advertise_if_changed(now_ms, &mut out);
+        out
+    }
+
     /// The persisted state (as last handed out in `Output::Persist`).
     pub fn persisted(&self) -> &PersistedState {
         &self.state

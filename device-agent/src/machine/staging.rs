@@ -1,7 +1,9 @@
 //! Ticket checks, staging, commit and rollback over the persisted state (pure functions).
 //!
 //! A ticket is staged whole (with its candidate network) in one atomic save, with the fail-safe
-//! deadline in the same record. Commit (on DPS `assigned`) and rollback (on failure, fail-safe
+//! deadline and its burnt nonce in the same record: a ticket is single-use from the moment it is
+//! staged, so neither a rollback (installer `Cancel`, fail-safe expiry, DPS refusal) nor a crash
+//! between staging and commit makes it presentable again. Commit (on DPS `assigned`) and rollback (on failure, fail-safe
 //! expiry, or an expired staging found at boot) are single saves too, so the device is never
 //! half-configured: it has either the old committed state or the new one.
 
@@ -18,7 +20,7 @@ pub enum TicketRejection {
     /// Signature, key, validity or device checks failed.
     #[error(transparent)]
     Invalid(#[from] TicketError),
-    /// Its nonce belongs to a ticket this device already committed.
+    /// Its nonce belongs to a ticket this device already staged (committed or rolled back).
     #[error("ticket was already used on this device; request a new ticket")]
     Replayed,
 }
@@ -55,7 +57,9 @@ pub fn trust_anchors(state: &PersistedState) -> (TrustAnchors, Vec<String>) {
 }
 
 /// Verifies a ticket for this device: trust anchors, own registration ID, validity window, and
-/// the burnt-nonce set.
+/// the burnt-nonce set. The ticket that is staged right now is not a replay of itself (an
+/// installer re-sending it while the staging waits for a corrected network replaces the staging
+/// whole).
 pub fn check_ticket(
     anchors: &TrustAnchors,
     ticket: &SignedTicket,
@@ -63,13 +67,18 @@ pub fn check_ticket(
     now_unix: i64,
 ) -> Result<TicketClaims, TicketRejection> {
     let claims = anchors.verify(ticket, now_unix, &state.identity.registration_id)?;
-    if state.nonce_seen(&claims.nonce) {
+    let staged_now = state
+        .staged
+        .as_ref()
+        .is_some_and(|staged| staged.nonce == hex::encode(claims.nonce));
+    if state.nonce_seen(&claims.nonce) && !staged_now {
         return Err(TicketRejection::Replayed);
     }
     Ok(claims)
 }
 
-/// Stages a verified ticket and arms the fail-safe (`window` from `now_ms`).
+/// Stages a verified ticket, burns its nonce and arms the fail-safe (`window` from `now_ms`),
+/// all in the one state the caller then saves atomically.
 pub fn stage(
     state: &mut PersistedState,
     ticket: &SignedTicket,
@@ -91,10 +100,13 @@ pub fn stage(
         fail_safe_deadline_ms: now_ms.saturating_add(duration_ms(window)),
         operation_id: None,
     });
+    let now_unix = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+    state.burn_nonce(&claims.nonce, claims.expires_at, now_unix);
 }
 
 /// Drops the staged commissioning; returns it (its candidate network must be undone by
-/// restoring `state.network.current`).
+/// restoring `state.network.current`). Its nonce stays burnt: a rolled-back ticket is not
+/// replayable.
 pub fn roll_back(state: &mut PersistedState) -> Option<StagedCommissioning> {
     state.staged.take()
 }
@@ -111,7 +123,8 @@ pub struct Assignment {
 }
 
 /// Commits the staged commissioning: the assignment replaces the old one, the candidate network
-/// becomes the proven one (the old one is kept as `previous`), and the ticket nonce is burnt.
+/// becomes the proven one (the old one is kept as `previous`). The nonce was burnt at staging;
+/// it is burnt again here for a staging saved by an older agent that burnt at commit only.
 /// Returns `false` (and changes nothing) if nothing is staged.
 pub fn commit(state: &mut PersistedState, assignment: Assignment, now_ms: u64) -> bool {
     let Some(staged) = state.staged.take() else {
@@ -233,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn a_committed_ticket_cannot_be_replayed() {
+    fn a_staged_ticket_cannot_be_replayed_after_rollback_or_commit() {
         let mut state = state_with_anchor();
         let (anchors, _) = trust_anchors(&state);
         let ticket = signer().sign(&claims("sensor-0001", 4));
@@ -246,12 +259,19 @@ mod tests {
             1_500_000,
             Duration::from_secs(120),
         );
-        // Staged but not committed: a rolled-back ticket may be presented again.
-        roll_back(&mut state);
+        // The ticket being staged is not a replay of itself (re-sent for a corrected network).
         assert!(check_ticket(&anchors, &ticket, &state, 1_500).is_ok());
+        // Rolled back: used all the same.
+        roll_back(&mut state);
+        assert_eq!(
+            check_ticket(&anchors, &ticket, &state, 1_500).unwrap_err(),
+            TicketRejection::Replayed
+        );
+        let second = signer().sign(&claims("sensor-0001", 5));
+        let verified = check_ticket(&anchors, &second, &state, 1_500).unwrap();
         stage(
             &mut state,
-            &ticket,
+            &second,
             &verified,
             None,
             1_500_000,
@@ -267,9 +287,10 @@ mod tests {
             1_500_000
         ));
         assert_eq!(
-            check_ticket(&anchors, &ticket, &state, 1_500).unwrap_err(),
+            check_ticket(&anchors, &second, &state, 1_500).unwrap_err(),
             TicketRejection::Replayed
         );
+        assert_eq!(state.seen_nonces.len(), 2, "burnt once each");
     }
 
     #[test]

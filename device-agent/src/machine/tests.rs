@@ -944,3 +944,58 @@ fn wifi_passphrases_stay_out_of_debug_output() {
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(!shown.contains("0707070707"), "PoP leaked: {shown}");
 }
+
+#[test]
+fn a_staged_ticket_is_single_use_after_a_cancel_or_a_crash() {
+    // Burnt in the staging save itself; Cancel rolls back but the ticket stays used.
+    let mut rig = Rig::new(MachineConfig::default());
+    let (mut channel, _, out) = rig.connect(Request::Provision {
+        ticket: ticket(20),
+        network: None,
+    });
+    assert!(matches!(
+        responses(&mut channel, &out)[..],
+        [Response::ProvisionAccepted { .. }]
+    ));
+    let staging_save = rig.saved().clone();
+    assert!(staging_save.staged.is_some());
+    assert!(staging_save.nonce_seen(&[20; 16]), "burnt with the staging");
+    let out = rig.request(&mut channel, Request::Cancel);
+    responses(&mut channel, &out);
+    assert!(rig.saved().staged.is_none());
+    let replay = rig.request(
+        &mut channel,
+        Request::Provision {
+            ticket: ticket(20),
+            network: None,
+        },
+    );
+    assert_eq!(
+        error_code(&responses(&mut channel, &replay)[0]),
+        ErrorCode::TicketReplayed
+    );
+    let fresh = rig.request(
+        &mut channel,
+        Request::Provision {
+            ticket: ticket(21),
+            network: None,
+        },
+    );
+    assert!(matches!(
+        responses(&mut channel, &fresh)[..],
+        [Response::ProvisionAccepted { .. }]
+    ));
+
+    // A crash right after the staging save: the boot rolls the expired staging back, and the
+    // record of the nonce survived in that same save.
+    let mut rebooted = Rig::boot(staging_save, MachineConfig::default(), START_MS + 120_000);
+    assert!(rebooted.saved().staged.is_none(), "rolled back at boot");
+    let (mut channel, _, out) = rebooted.connect(Request::Provision {
+        ticket: ticket(20),
+        network: None,
+    });
+    assert_eq!(
+        error_code(&responses(&mut channel, &out)[0]),
+        ErrorCode::TicketReplayed
+    );
+}

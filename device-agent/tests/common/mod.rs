@@ -112,6 +112,18 @@ impl Installer {
         self.to_device = None;
     }
 
+    /// Seals `request`, writes it and hangs up at once (both channel ends dropped), without
+    /// waiting for the answer.
+    pub async fn request_and_hang_up(mut self, request: Request) {
+        let sealed = self
+            .channel
+            .as_mut()
+            .unwrap()
+            .seal(&SecureMessage::Request(request))
+            .unwrap();
+        self.send(&WireMessage::Sealed(sealed)).await;
+    }
+
     pub async fn send(&mut self, message: &WireMessage) {
         let frames = self.segmenter.segment(&message.encode()).unwrap();
         let Some(link) = &self.to_device else { return };
