@@ -6,6 +6,7 @@
 //!   "listen": "0.0.0.0:8443",
 //!   "tls": { "cert_file": "/etc/fieldlink/api.crt", "key_file": "/etc/fieldlink/api.key" },
 //!   "storage": { "postgres": { "url_env": "FIELDLINK_API_DATABASE_URL", "max_connections": 32 } },
+//!   "secrets_key_file": "/etc/fieldlink/secrets.key",
 //!   "operator_tenant": "operator",
 //!   "issuers": [{
 //!     "issuer": "https://login.example.com/acme/v2.0",
@@ -24,9 +25,14 @@
 //! Without `tls` the server speaks plain HTTP, and only when `listen` is a loopback address
 //! (local development, or behind a TLS-terminating proxy on the same host); any other address
 //! without `tls` is refused at load time.
+//!
+//! Secrets stored in the database (ticket signing keys, DPS shared-access keys) are sealed
+//! with the key-encryption key from `secrets_key_file` or [`SECRETS_KEY_ENV`] (see
+//! [`FileConfig::secrets_keyring`]); the binary refuses to start without one.
 
 use std::{
     collections::HashMap,
+    io::Write,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
@@ -40,9 +46,16 @@ use crate::{
     auth::{RemoteJwks, Role, StaticJwks, TenantSource, TrustedIssuer, default_role_values},
     dps::{DpsServiceClient, http::HttpDpsServiceClient},
     model::NewDpsInstance,
-    storage::{PostgresOptions, PostgresStorage, SqliteStorage, Storage},
+    storage::{
+        PostgresOptions, PostgresStorage, SecretsKey, SecretsKeyring, SqliteStorage, Storage,
+    },
     ticketing::TicketPolicy,
 };
+
+/// Environment variable holding the current secrets key (base64 of 32 bytes).
+pub const SECRETS_KEY_ENV: &str = "FIELDLINK_API_SECRETS_KEY";
+/// Environment variable holding the previous secrets key while rotating (base64).
+pub const PREVIOUS_SECRETS_KEY_ENV: &str = "FIELDLINK_API_PREVIOUS_SECRETS_KEY";
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +71,124 @@ pub enum SettingsError {
     /// A value is invalid.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// No secrets key is configured, and the store is persistent.
+    #[error(
+        "secrets_key_required: no secrets key is configured, and secrets stored in the database \
+         (ticket signing keys, DPS shared-access keys) are sealed with it. Create one with \
+         `provisioning-api gen-secrets-key /etc/fieldlink/secrets.key` (or \
+         `(umask 077; head -c 32 /dev/urandom | base64 > /etc/fieldlink/secrets.key)`) and set \
+         \"secrets_key_file\" in the configuration, or put the base64 key in {SECRETS_KEY_ENV}"
+    )]
+    SecretsKeyRequired,
+    /// A secrets key file or variable is unusable.
+    #[error("{code}: secrets key {source_name}: {reason}")]
+    SecretsKey {
+        /// Stable code: `secrets_key_file_insecure`, `secrets_key_invalid` or
+        /// `secrets_key_conflict`.
+        code: &'static str,
+        /// The file or variable.
+        source_name: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The store could not be opened (including `secrets_key_mismatch`).
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl SettingsError {
+    /// Stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Load { .. } => "config_unreadable",
+            Self::Invalid(_) => "config_invalid",
+            Self::SecretsKeyRequired => "secrets_key_required",
+            Self::SecretsKey { code, .. } => code,
+            Self::Storage(error) => error.code(),
+        }
+    }
+}
+
+fn key_error(code: &'static str, source_name: &str, reason: impl Into<String>) -> SettingsError {
+    SettingsError::SecretsKey {
+        code,
+        source_name: source_name.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads a secrets key file: base64 of 32 bytes, readable by its owner only (on Unix a file
+/// any group or other user can read is refused).
+pub fn read_secrets_key_file(path: &Path) -> Result<SecretsKey, SettingsError> {
+    let name = path.display().to_string();
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| key_error("secrets_key_invalid", &name, format!("cannot read: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(key_error(
+                "secrets_key_file_insecure",
+                &name,
+                format!(
+                    "mode {mode:04o} lets other users read it; run `chmod 600 {name}` (and \
+                     consider rotating the key if others may have read it)"
+                ),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metadata;
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| key_error("secrets_key_invalid", &name, format!("cannot read: {e}")))?,
+    );
+    SecretsKey::from_base64(&text)
+        .map_err(|e| key_error("secrets_key_invalid", &name, e.to_string()))
+}
+
+/// Writes a fresh random secrets key (base64) to a new file created with mode 0600; refuses
+/// to overwrite an existing file.
+pub fn write_new_secrets_key_file(path: &Path) -> Result<SecretsKey, SettingsError> {
+    let name = path.display().to_string();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| key_error("secrets_key_invalid", &name, format!("cannot create: {e}")))?;
+    let key = SecretsKey::generate();
+    file.write_all(format!("{}\n", key.to_base64().expose()).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| key_error("secrets_key_invalid", &name, format!("cannot write: {e}")))?;
+    Ok(key)
+}
+
+/// The key from `file` and/or the environment variable `env`; both set to different keys is
+/// refused.
+fn configured_key(file: Option<&Path>, env: &str) -> Result<Option<SecretsKey>, SettingsError> {
+    let from_file = file.map(read_secrets_key_file).transpose()?;
+    let from_env = match std::env::var(env) {
+        Ok(text) if !text.trim().is_empty() => Some(
+            SecretsKey::from_base64(&zeroize::Zeroizing::new(text))
+                .map_err(|e| key_error("secrets_key_invalid", env, e.to_string()))?,
+        ),
+        _ => None,
+    };
+    match (from_file, from_env) {
+        (Some(a), Some(b)) if a.id() != b.id() => Err(key_error(
+            "secrets_key_conflict",
+            env,
+            "differs from the configured key file; set only one of them",
+        )),
+        (Some(key), _) | (None, Some(key)) => Ok(Some(key)),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Where data lives.
@@ -206,6 +337,14 @@ pub struct FileConfig {
     /// also serves the issuer and trusts its tokens.
     #[serde(default)]
     pub sandbox_issuer: Option<PathBuf>,
+    /// The key-encryption key sealing the secrets stored in the database: a file holding
+    /// base64 of 32 random bytes, mode 0600 (or [`SECRETS_KEY_ENV`]).
+    #[serde(default)]
+    pub secrets_key_file: Option<PathBuf>,
+    /// While rotating the secrets key: the previous one (or [`PREVIOUS_SECRETS_KEY_ENV`]).
+    /// Secrets sealed with it are re-sealed with the current key at start-up.
+    #[serde(default)]
+    pub previous_secrets_key_file: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -254,12 +393,50 @@ impl FileConfig {
         Ok(config)
     }
 
-    /// Opens the configured store.
+    /// The configured secrets keys (`secrets_key_file` / [`SECRETS_KEY_ENV`], and the
+    /// previous ones); `None` when no current key is configured.
+    pub fn secrets_keyring(&self) -> Result<Option<SecretsKeyring>, SettingsError> {
+        let Some(current) = configured_key(self.secrets_key_file.as_deref(), SECRETS_KEY_ENV)?
+        else {
+            return Ok(None);
+        };
+        let previous = configured_key(
+            self.previous_secrets_key_file.as_deref(),
+            PREVIOUS_SECRETS_KEY_ENV,
+        )?;
+        let keyring = SecretsKeyring::new(current);
+        Ok(Some(match previous {
+            Some(previous) => keyring.with_previous(previous),
+            None => keyring,
+        }))
+    }
+
+    /// The configured secrets keys; [`SettingsError::SecretsKeyRequired`] when there are none
+    /// (what the binary uses: every configured store is persistent).
+    pub fn require_secrets_keyring(&self) -> Result<SecretsKeyring, SettingsError> {
+        self.secrets_keyring()?
+            .ok_or(SettingsError::SecretsKeyRequired)
+    }
+
+    /// Opens the configured store with the configured secrets key or, when none is
+    /// configured, a process-lifetime ephemeral one (in-process tests over a temporary
+    /// database). The binary uses [`Self::require_secrets_keyring`] and
+    /// [`Self::open_storage_sealed`] instead.
     pub async fn open_storage(&self) -> Result<Arc<dyn Storage>, SettingsError> {
-        let failed = |e: crate::storage::StorageError| SettingsError::Invalid(e.to_string());
+        let secrets = self
+            .secrets_keyring()?
+            .unwrap_or_else(SecretsKeyring::ephemeral);
+        self.open_storage_sealed(secrets).await
+    }
+
+    /// Opens the configured store, sealing its secrets with `secrets`.
+    pub async fn open_storage_sealed(
+        &self,
+        secrets: SecretsKeyring,
+    ) -> Result<Arc<dyn Storage>, SettingsError> {
         Ok(match &self.storage {
             StorageSettings::Sqlite { path } => {
-                Arc::new(SqliteStorage::open(path).await.map_err(failed)?)
+                Arc::new(SqliteStorage::open_sealed(path, secrets).await?)
             }
             StorageSettings::Postgres {
                 url,
@@ -283,11 +460,7 @@ impl FileConfig {
                     max_connections: *max_connections,
                     ..PostgresOptions::default()
                 };
-                Arc::new(
-                    PostgresStorage::connect(&url, options)
-                        .await
-                        .map_err(failed)?,
-                )
+                Arc::new(PostgresStorage::connect_sealed(&url, options, secrets).await?)
             }
         })
     }
@@ -436,6 +609,63 @@ mod tests {
         assert_eq!(api.ticket.lifetime_s, 600);
         assert_eq!(api.dps_pool.len(), 1);
         assert!(runtime.block_on(config.open_storage()).is_ok());
+    }
+
+    #[test]
+    fn secrets_key_files_are_private_valid_and_required() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key_file = dir.path().join("secrets.key");
+        let key = write_new_secrets_key_file(&key_file).expect("written");
+        assert!(
+            write_new_secrets_key_file(&key_file).is_err(),
+            "an existing key file is never overwritten"
+        );
+        assert_eq!(
+            read_secrets_key_file(&key_file).expect("reads").id(),
+            key.id()
+        );
+        let file = dir.path().join("api.json");
+        let write_config = |extra: serde_json::Value| {
+            let mut config = serde_json::json!({
+                "storage": {"sqlite": {"path": dir.path().join("api.db")}}
+            });
+            if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+                config.extend(extra.clone());
+            }
+            std::fs::write(&file, config.to_string()).expect("write");
+            FileConfig::load(&file).expect("loads")
+        };
+        if std::env::var_os(SECRETS_KEY_ENV).is_none() {
+            let bare = write_config(serde_json::json!({}));
+            let refused = bare.require_secrets_keyring().expect_err("no key");
+            assert_eq!(refused.code(), "secrets_key_required");
+            assert!(refused.to_string().contains("gen-secrets-key"), "{refused}");
+        }
+        let other = dir.path().join("old.key");
+        let old = write_new_secrets_key_file(&other).expect("written");
+        let config = write_config(serde_json::json!({
+            "secrets_key_file": key_file, "previous_secrets_key_file": other
+        }));
+        let keyring = config.require_secrets_keyring().expect("keys");
+        assert_eq!(keyring.current_id(), key.id());
+        assert_ne!(old.id(), key.id());
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644))
+                .expect("chmod");
+            let insecure = read_secrets_key_file(&key_file).expect_err("world-readable");
+            assert_eq!(insecure.code(), "secrets_key_file_insecure");
+            assert!(insecure.to_string().contains("chmod 600"), "{insecure}");
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod");
+        }
+        std::fs::write(&key_file, "c2hvcnQ=\n").expect("write");
+        assert_eq!(
+            read_secrets_key_file(&key_file).expect_err("short").code(),
+            "secrets_key_invalid"
+        );
     }
 
     #[test]

@@ -10,11 +10,13 @@
 mod plan;
 mod postgres;
 mod rows;
+mod sealing;
 mod sqlite;
 
 use async_trait::async_trait;
 
 pub use postgres::{PostgresOptions, PostgresStorage};
+pub use sealing::{SECRETS_KEY_LEN, SecretsKey, SecretsKeyError, SecretsKeyring};
 pub use sqlite::SqliteStorage;
 
 use crate::{
@@ -37,6 +39,62 @@ pub enum StorageError {
     /// A stored row could not be decoded.
     #[error("corrupt stored record: {0}")]
     Corrupt(String),
+    /// A secret is sealed with a key-encryption key that is not configured.
+    #[error(
+        "secrets_key_mismatch: stored secrets are sealed with secrets key {found}, but the \
+         configured key(s) are {configured:?}: configure the key this database was sealed with \
+         (secrets_key_file or FIELDLINK_API_SECRETS_KEY), or, while rotating, give the old key \
+         as previous_secrets_key_file"
+    )]
+    SecretsKeyMismatch {
+        /// Id of the key the value was sealed with.
+        found: String,
+        /// Ids of the configured keys (current first).
+        configured: Vec<String>,
+    },
+    /// A sealed secret does not open under its own key: tampered, truncated, or copied from
+    /// another row.
+    #[error(
+        "sealed_secret_invalid: the sealed {location} does not authenticate (tampered, or \
+         copied from another row); restore it from a backup or replace the secret"
+    )]
+    SealedSecretInvalid {
+        /// Column and row.
+        location: String,
+    },
+    /// A plaintext secret was found where only sealed ones may be (after start-up).
+    #[error(
+        "secret_not_sealed: {location} is stored in plaintext; restart the API with its \
+         secrets key so the start-up migration seals it"
+    )]
+    SecretNotSealed {
+        /// Column and row.
+        location: String,
+    },
+    /// The database holds plaintext secrets but only a temporary (ephemeral) key was given.
+    #[error(
+        "secrets_key_required: {location} is stored in plaintext and no secrets key is \
+         configured to seal it; create one with `provisioning-api gen-secrets-key FILE` and \
+         set secrets_key_file (see docs/provisioning-api.md, \"Secrets at rest\")"
+    )]
+    SecretsKeyRequired {
+        /// Column and row.
+        location: String,
+    },
+}
+
+impl StorageError {
+    /// Stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "storage_unavailable",
+            Self::Corrupt(_) => "storage_corrupt",
+            Self::SecretsKeyMismatch { .. } => "secrets_key_mismatch",
+            Self::SealedSecretInvalid { .. } => "sealed_secret_invalid",
+            Self::SecretNotSealed { .. } => "secret_not_sealed",
+            Self::SecretsKeyRequired { .. } => "secrets_key_required",
+        }
+    }
 }
 
 /// Why a pool change was refused.
@@ -223,7 +281,7 @@ impl TicketKeyState {
 pub struct StoredTicketKey {
     /// Key id carried in tickets.
     pub key_id: String,
-    /// PKCS#8 PEM of the private key.
+    /// PKCS#8 PEM of the private key (sealed at rest; see [`SecretsKeyring`]).
     pub private_pkcs8_pem: SecretString,
     /// The raw 32-byte public key.
     pub public_key: [u8; 32],

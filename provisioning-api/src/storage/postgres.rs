@@ -9,7 +9,7 @@
 //! `(tenant, registration_id)` primary key. A concurrent insert of the same device, a failed
 //! compare-and-set, a deadlock or a serialisation failure rolls back and retries.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -21,8 +21,11 @@ use super::{
     AssignError, AssignKind, AssignMode, AssignOutcome, AssignRequest, ClaimOutcome, DeviceLookup,
     IdempotencyClaim, PoolError, SCHEMA, Storage, StorageError, StoredTicketKey,
     plan::{self, Decision},
-    rows::{ASSIGNMENT_COLUMNS, AssignmentRow, INSTANCE_COLUMNS, InstanceRow, encode_public_key},
-    sqlite::ticket_key_from,
+    rows::{
+        ASSIGNMENT_COLUMNS, AssignmentRow, INSTANCE_COLUMNS, InstanceRow, encode_public_key,
+        sealed_ticket_key, ticket_key_from,
+    },
+    sealing::{SealedColumn, SecretsKeyring},
     to_i64,
 };
 use crate::model::{
@@ -61,6 +64,7 @@ impl Default for PostgresOptions {
 pub struct PostgresStorage {
     pool: PgPool,
     schema: Option<String>,
+    secrets: Arc<SecretsKeyring>,
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -92,9 +96,22 @@ fn valid_schema_name(name: &str) -> bool {
 }
 
 impl PostgresStorage {
-    /// Connects to `url` and applies the schema (idempotent; serialised between replicas with an
-    /// advisory lock).
+    /// Connects with a process-lifetime ephemeral secrets key ([`SecretsKeyring::ephemeral`]):
+    /// for throw-away schemas (tests, benches) only. A persistent database needs
+    /// [`Self::connect_sealed`].
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StorageError> {
+        Self::connect_sealed(url, options, SecretsKeyring::ephemeral()).await
+    }
+
+    /// Connects to `url`, applies the schema and brings every stored secret under `secrets`'
+    /// current key (idempotent; serialised between replicas with an advisory lock). A secret
+    /// sealed with a key `secrets` does not hold fails with
+    /// [`StorageError::SecretsKeyMismatch`].
+    pub async fn connect_sealed(
+        url: &str,
+        options: PostgresOptions,
+        secrets: SecretsKeyring,
+    ) -> Result<Self, StorageError> {
         let mut connect: PgConnectOptions = url
             .parse()
             .map_err(|e| StorageError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
@@ -114,6 +131,7 @@ impl PostgresStorage {
         let storage = Self {
             pool,
             schema: options.schema,
+            secrets: Arc::new(secrets),
         };
         storage.migrate().await?;
         Ok(storage)
@@ -131,6 +149,30 @@ impl PostgresStorage {
                 .await?;
         }
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+        for (column, select, update) in [
+            (
+                SealedColumn::TicketPrivateKey,
+                "SELECT key_id, private_pkcs8_pem FROM ticket_keys FOR UPDATE",
+                "UPDATE ticket_keys SET private_pkcs8_pem = $1 WHERE key_id = $2",
+            ),
+            (
+                SealedColumn::DpsServiceKey,
+                "SELECT name, service_key FROM dps_instances WHERE service_key IS NOT NULL \
+                 FOR UPDATE",
+                "UPDATE dps_instances SET service_key = $1 WHERE name = $2",
+            ),
+        ] {
+            let stored: Vec<(String, String)> = sqlx::query_as(select).fetch_all(&mut *tx).await?;
+            for (row, value) in stored {
+                if let Some(sealed) = self.secrets.migrate(column, &row, &value)? {
+                    sqlx::query(update)
+                        .bind(&sealed)
+                        .bind(&row)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -173,8 +215,8 @@ fn instance_row(row: &PgRow) -> Result<InstanceRow, sqlx::Error> {
     })
 }
 
-fn instance_from(row: &PgRow) -> Result<DpsInstance, StorageError> {
-    instance_row(row)?.into_instance()
+fn instance_from(row: &PgRow, secrets: &SecretsKeyring) -> Result<DpsInstance, StorageError> {
+    instance_row(row)?.into_instance(secrets)
 }
 
 fn assignment_from(row: &PgRow) -> Result<Assignment, StorageError> {
@@ -197,6 +239,7 @@ async fn load_instance(
     conn: &mut PgConnection,
     name: &str,
     lock: &str,
+    secrets: &SecretsKeyring,
 ) -> Result<Option<DpsInstance>, StorageError> {
     sqlx::query(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM dps_instances WHERE name = $1 {lock}"
@@ -205,18 +248,21 @@ async fn load_instance(
     .fetch_optional(&mut *conn)
     .await?
     .as_ref()
-    .map(instance_from)
+    .map(|row| instance_from(row, secrets))
     .transpose()
 }
 
-async fn load_instances(conn: &mut PgConnection) -> Result<Vec<DpsInstance>, StorageError> {
+async fn load_instances(
+    conn: &mut PgConnection,
+    secrets: &SecretsKeyring,
+) -> Result<Vec<DpsInstance>, StorageError> {
     sqlx::query(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM dps_instances ORDER BY name"
     ))
     .fetch_all(&mut *conn)
     .await?
     .iter()
-    .map(instance_from)
+    .map(|row| instance_from(row, secrets))
     .collect()
 }
 
@@ -397,9 +443,10 @@ async fn lock_candidate(
     names: &[String],
     request: &AssignRequest,
     current: Option<&str>,
+    secrets: &SecretsKeyring,
 ) -> Result<Option<DpsInstance>, StorageError> {
     for name in names {
-        if let Some(instance) = load_instance(conn, name, "FOR UPDATE SKIP LOCKED").await?
+        if let Some(instance) = load_instance(conn, name, "FOR UPDATE SKIP LOCKED", secrets).await?
             && plan::still_admits(&instance, request, current)
         {
             return Ok(Some(instance));
@@ -407,7 +454,7 @@ async fn lock_candidate(
     }
     // Every candidate is busy in another transaction: queue on the best one.
     if let Some(first) = names.first()
-        && let Some(instance) = load_instance(conn, first, "FOR UPDATE").await?
+        && let Some(instance) = load_instance(conn, first, "FOR UPDATE", secrets).await?
         && plan::still_admits(&instance, request, current)
     {
         return Ok(Some(instance));
@@ -468,9 +515,10 @@ impl PostgresStorage {
             }
             Decision::Place { current } => current,
         };
-        let instances = load_instances(&mut tx).await?;
+        let instances = load_instances(&mut tx, &self.secrets).await?;
         let names = plan::candidates(&instances, request, current.as_deref())?;
-        let Some(chosen) = lock_candidate(&mut tx, &names, request, current.as_deref()).await?
+        let Some(chosen) =
+            lock_candidate(&mut tx, &names, request, current.as_deref(), &self.secrets).await?
         else {
             return Err(Attempt::Retry);
         };
@@ -508,7 +556,7 @@ impl Storage for PostgresStorage {
         spec: NewDpsInstance,
         now_ms: i64,
     ) -> Result<DpsInstance, PoolError> {
-        let row = InstanceRow::new(spec, now_ms)?;
+        let row = InstanceRow::new(spec, now_ms, &self.secrets)?;
         let result = sqlx::query(&format!(
             "INSERT INTO dps_instances ({INSTANCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, \
              $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT DO NOTHING \
@@ -534,19 +582,19 @@ impl Storage for PostgresStorage {
         .fetch_optional(&self.pool)
         .await?;
         match result {
-            Some(row) => Ok(instance_from(&row)?),
+            Some(row) => Ok(instance_from(&row, &self.secrets)?),
             None => Err(PoolError::AlreadyExists),
         }
     }
 
     async fn list_instances(&self) -> Result<Vec<DpsInstance>, StorageError> {
         let mut conn = self.pool.acquire().await?;
-        load_instances(&mut conn).await
+        load_instances(&mut conn, &self.secrets).await
     }
 
     async fn instance(&self, name: &str) -> Result<Option<DpsInstance>, StorageError> {
         let mut conn = self.pool.acquire().await?;
-        load_instance(&mut conn, name, "").await
+        load_instance(&mut conn, name, "", &self.secrets).await
     }
 
     async fn set_instance_state(
@@ -562,14 +610,14 @@ impl Storage for PostgresStorage {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(row) => Ok(instance_from(&row)?),
+            Some(row) => Ok(instance_from(&row, &self.secrets)?),
             None => Err(PoolError::NotFound(name.to_owned())),
         }
     }
 
     async fn remove_instance(&self, name: &str) -> Result<(), PoolError> {
         let mut tx = self.pool.begin().await?;
-        let instance = load_instance(&mut tx, name, "FOR UPDATE")
+        let instance = load_instance(&mut tx, name, "FOR UPDATE", &self.secrets)
             .await?
             .ok_or_else(|| PoolError::NotFound(name.to_owned()))?;
         if instance.registrations > 0 {
@@ -855,13 +903,16 @@ impl Storage for PostgresStorage {
         .await?;
         rows.iter()
             .map(|row| {
-                ticket_key_from((
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                    row.try_get(4)?,
-                ))
+                ticket_key_from(
+                    (
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                        row.try_get(4)?,
+                    ),
+                    &self.secrets,
+                )
             })
             .collect()
     }
@@ -871,6 +922,7 @@ impl Storage for PostgresStorage {
         key: StoredTicketKey,
         rotate: bool,
     ) -> Result<bool, StorageError> {
+        let sealed = sealed_ticket_key(&key, &self.secrets)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK + 1)
@@ -886,7 +938,7 @@ impl Storage for PostgresStorage {
              created_at_ms) VALUES ($1, $2, $3, 'current', $4) ON CONFLICT DO NOTHING",
         )
         .bind(&key.key_id)
-        .bind(key.private_pkcs8_pem.expose())
+        .bind(&sealed)
         .bind(encode_public_key(&key.public_key))
         .bind(key.created_at_ms)
         .execute(&mut *tx)

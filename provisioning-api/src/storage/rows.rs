@@ -1,13 +1,18 @@
-//! Raw column values shared by both backends, and their conversion to domain records.
+//! Raw column values shared by both backends, and their conversion to domain records. Secret
+//! columns are sealed here (on the way in) and opened here (on the way out), so both backends
+//! share one code path (see [`super::sealing`]).
 
-use super::{StorageError, to_i64, to_u64};
+use super::{
+    StorageError, StoredTicketKey, TicketKeyState,
+    sealing::{SealedColumn, SecretsKeyring},
+    to_i64, to_u64,
+};
 use crate::{
     allocation::RateWindow,
     model::{
         Assignment, AssignmentStatus, DpsInstance, InstanceState, NewDpsInstance,
         ServiceCredentials,
     },
-    secret::SecretString,
 };
 
 /// Columns of `dps_instances`, in [`InstanceRow`] order.
@@ -42,12 +47,16 @@ pub(crate) struct InstanceRow {
 }
 
 impl InstanceRow {
-    /// The row for a newly added instance.
-    pub fn new(spec: NewDpsInstance, now_ms: i64) -> Result<Self, StorageError> {
+    /// The row for a newly added instance (its service key sealed).
+    pub fn new(
+        spec: NewDpsInstance,
+        now_ms: i64,
+        secrets: &SecretsKeyring,
+    ) -> Result<Self, StorageError> {
         let (policy, key, resource) = match spec.service_credentials {
             Some(c) => (
                 Some(c.policy_name),
-                Some(c.key.expose().to_owned()),
+                Some(secrets.seal(SealedColumn::DpsServiceKey, &spec.name, c.key.expose())?),
                 c.resource_uri,
             ),
             None => (None, None, None),
@@ -74,8 +83,8 @@ impl InstanceRow {
         })
     }
 
-    /// Decodes the row.
-    pub fn into_instance(self) -> Result<DpsInstance, StorageError> {
+    /// Decodes the row (opening its service key).
+    pub fn into_instance(self, secrets: &SecretsKeyring) -> Result<DpsInstance, StorageError> {
         let allowed_tenants: Vec<String> = serde_json::from_str(&self.allowed_tenants)
             .map_err(|e| StorageError::Corrupt(format!("allowed_tenants: {e}")))?;
         let state = InstanceState::parse(&self.state)
@@ -83,7 +92,7 @@ impl InstanceRow {
         let service_credentials = match (self.service_policy_name, self.service_key) {
             (Some(policy_name), Some(key)) => Some(ServiceCredentials {
                 policy_name,
-                key: SecretString::new(key),
+                key: secrets.open(SealedColumn::DpsServiceKey, &self.name, &key)?,
                 resource_uri: self.service_resource_uri,
             }),
             _ => None,
@@ -155,4 +164,35 @@ pub(crate) fn decode_public_key(value: &str) -> Result<[u8; 32], StorageError> {
         hex::decode(value).map_err(|e| StorageError::Corrupt(format!("public key: {e}")))?;
     <[u8; 32]>::try_from(bytes.as_slice())
         .map_err(|_| StorageError::Corrupt("public key is not 32 bytes".to_owned()))
+}
+
+/// One `ticket_keys` row as stored: key id, sealed private key, public key (hex), state,
+/// creation time.
+pub(crate) type TicketKeyColumns = (String, String, String, String, i64);
+
+/// Decodes a `ticket_keys` row (opening its private key).
+pub(crate) fn ticket_key_from(
+    (key_id, sealed, public, state, created_at_ms): TicketKeyColumns,
+    secrets: &SecretsKeyring,
+) -> Result<StoredTicketKey, StorageError> {
+    Ok(StoredTicketKey {
+        public_key: decode_public_key(&public)?,
+        state: TicketKeyState::parse(&state)
+            .ok_or_else(|| StorageError::Corrupt(format!("ticket key state {state:?}")))?,
+        private_pkcs8_pem: secrets.open(SealedColumn::TicketPrivateKey, &key_id, &sealed)?,
+        key_id,
+        created_at_ms,
+    })
+}
+
+/// The stored (sealed) form of a ticket key's private key.
+pub(crate) fn sealed_ticket_key(
+    key: &StoredTicketKey,
+    secrets: &SecretsKeyring,
+) -> Result<String, StorageError> {
+    secrets.seal(
+        SealedColumn::TicketPrivateKey,
+        &key.key_id,
+        key.private_pkcs8_pem.expose(),
+    )
 }

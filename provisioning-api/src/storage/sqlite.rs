@@ -4,7 +4,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::mpsc,
+    sync::{Arc, mpsc},
     time::Duration,
 };
 
@@ -14,20 +14,18 @@ use tokio::sync::oneshot;
 
 use super::{
     AssignError, AssignKind, AssignOutcome, AssignRequest, ClaimOutcome, DeviceLookup,
-    IdempotencyClaim, PoolError, SCHEMA, Storage, StorageError, StoredTicketKey, TicketKeyState,
+    IdempotencyClaim, PoolError, SCHEMA, Storage, StorageError, StoredTicketKey,
     plan::{self, Decision},
     rows::{
-        ASSIGNMENT_COLUMNS, AssignmentRow, INSTANCE_COLUMNS, InstanceRow, decode_public_key,
-        encode_public_key,
+        ASSIGNMENT_COLUMNS, AssignmentRow, INSTANCE_COLUMNS, InstanceRow, TicketKeyColumns,
+        encode_public_key, sealed_ticket_key, ticket_key_from,
     },
+    sealing::{SealedColumn, SecretsKeyring},
     to_i64,
 };
-use crate::{
-    model::{
-        AllowlistEntry, Assignment, AssignmentStatus, DpsInstance, ImportOutcome, InstanceState,
-        NewDpsInstance,
-    },
-    secret::SecretString,
+use crate::model::{
+    AllowlistEntry, Assignment, AssignmentStatus, DpsInstance, ImportOutcome, InstanceState,
+    NewDpsInstance,
 };
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -36,12 +34,14 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct SqliteStorage {
     jobs: mpsc::Sender<Job>,
     path: PathBuf,
+    secrets: Arc<SecretsKeyring>,
 }
 
 impl std::fmt::Debug for SqliteStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStorage")
             .field("path", &self.path)
+            .field("secrets_key", &self.secrets.current_id())
             .finish()
     }
 }
@@ -78,17 +78,66 @@ fn open_connection(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
+/// Seals plaintext secrets and re-seals those under a previous key, in one transaction;
+/// fails on a secret sealed with an unknown key or one that does not open.
+fn migrate_secrets(conn: &mut Connection, secrets: &SecretsKeyring) -> Result<(), StorageError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (column, select, update) in [
+        (
+            SealedColumn::TicketPrivateKey,
+            "SELECT key_id, private_pkcs8_pem FROM ticket_keys",
+            "UPDATE ticket_keys SET private_pkcs8_pem = ?1 WHERE key_id = ?2",
+        ),
+        (
+            SealedColumn::DpsServiceKey,
+            "SELECT name, service_key FROM dps_instances WHERE service_key IS NOT NULL",
+            "UPDATE dps_instances SET service_key = ?1 WHERE name = ?2",
+        ),
+    ] {
+        let stored: Vec<(String, String)> = tx
+            .prepare(select)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (row, value) in stored {
+            if let Some(sealed) = secrets.migrate(column, &row, &value)? {
+                tx.execute(update, [&sealed, &row])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 impl SqliteStorage {
-    /// Opens (creating if needed) the database at `path`, in WAL mode, and applies the schema.
+    /// Opens (creating if needed) the database at `path` with a process-lifetime ephemeral
+    /// secrets key ([`SecretsKeyring::ephemeral`]): for temporary databases (tests,
+    /// sandboxes) only. A persistent database needs [`Self::open_sealed`].
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Self::open_sealed(path, SecretsKeyring::ephemeral()).await
+    }
+
+    /// Opens (creating if needed) the database at `path`, in WAL mode, applies the schema and
+    /// brings every stored secret under `secrets`' current key (plaintext legacy values are
+    /// sealed, values under a previous key re-sealed). A secret sealed with a key `secrets`
+    /// does not hold fails with [`StorageError::SecretsKeyMismatch`].
+    pub async fn open_sealed(
+        path: impl AsRef<Path>,
+        secrets: SecretsKeyring,
+    ) -> Result<Self, StorageError> {
         let path = path.as_ref().to_path_buf();
+        let secrets = Arc::new(secrets);
+        let thread_secrets = secrets.clone();
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel();
         let thread_path = path.clone();
         std::thread::Builder::new()
             .name("fieldlink-sqlite".to_owned())
             .spawn(move || {
-                let mut conn = match open_connection(&thread_path) {
+                let opened = open_connection(&thread_path).and_then(|mut conn| {
+                    migrate_secrets(&mut conn, &thread_secrets)?;
+                    Ok(conn)
+                });
+                let mut conn = match opened {
                     Ok(conn) => {
                         let _ = ready_tx.send(Ok(()));
                         conn
@@ -106,7 +155,11 @@ impl SqliteStorage {
         ready_rx
             .await
             .map_err(|_| StorageError::Unavailable("sqlite thread died".to_owned()))??;
-        Ok(Self { jobs, path })
+        Ok(Self {
+            jobs,
+            path,
+            secrets,
+        })
     }
 
     /// The database file.
@@ -116,14 +169,15 @@ impl SqliteStorage {
 
     async fn run<R, E, F>(&self, job: F) -> Result<R, E>
     where
-        F: FnOnce(&mut Connection) -> Result<R, E> + Send + 'static,
+        F: FnOnce(&mut Connection, &SecretsKeyring) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let secrets = self.secrets.clone();
         self.jobs
             .send(Box::new(move |conn| {
-                let _ = reply.send(job(conn));
+                let _ = reply.send(job(conn, &secrets));
             }))
             .map_err(|_| StorageError::Unavailable("sqlite thread stopped".to_owned()))?;
         answer
@@ -169,22 +223,29 @@ fn assignment_row(row: &Row<'_>) -> rusqlite::Result<AssignmentRow> {
     })
 }
 
-fn load_instance(conn: &Connection, name: &str) -> Result<Option<DpsInstance>, StorageError> {
+fn load_instance(
+    conn: &Connection,
+    name: &str,
+    secrets: &SecretsKeyring,
+) -> Result<Option<DpsInstance>, StorageError> {
     conn.prepare_cached(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM dps_instances WHERE name = ?1"
     ))?
     .query_row([name], instance_row)
     .optional()?
-    .map(InstanceRow::into_instance)
+    .map(|row| row.into_instance(secrets))
     .transpose()
 }
 
-fn load_instances(conn: &Connection) -> Result<Vec<DpsInstance>, StorageError> {
+fn load_instances(
+    conn: &Connection,
+    secrets: &SecretsKeyring,
+) -> Result<Vec<DpsInstance>, StorageError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {INSTANCE_COLUMNS} FROM dps_instances ORDER BY name"
     ))?;
     let rows = stmt.query_map([], instance_row)?;
-    rows.map(|row| row.map_err(StorageError::from)?.into_instance())
+    rows.map(|row| row.map_err(StorageError::from)?.into_instance(secrets))
         .collect()
 }
 
@@ -286,7 +347,11 @@ fn write_assignment(tx: &Transaction<'_>, a: &Assignment) -> Result<(), StorageE
     Ok(())
 }
 
-fn assign_in(conn: &mut Connection, request: &AssignRequest) -> Result<AssignOutcome, AssignError> {
+fn assign_in(
+    conn: &mut Connection,
+    request: &AssignRequest,
+    secrets: &SecretsKeyring,
+) -> Result<AssignOutcome, AssignError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let owner = allowlist_owner(&tx, &request.registration_id)?;
     let elsewhere = assigned_elsewhere(&tx, &request.tenant, &request.registration_id, true)?;
@@ -302,7 +367,7 @@ fn assign_in(conn: &mut Connection, request: &AssignRequest) -> Result<AssignOut
         }
         Decision::Place { current } => current,
     };
-    let instances = load_instances(&tx)?;
+    let instances = load_instances(&tx, secrets)?;
     let names = plan::candidates(&instances, request, current.as_deref())?;
     let chosen = names
         .first()
@@ -389,7 +454,7 @@ fn claim_in(conn: &mut Connection, claim: &IdempotencyClaim) -> Result<ClaimOutc
     Ok(ClaimOutcome::Claimed)
 }
 
-fn ticket_key_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, String, i64)> {
+fn ticket_key_row(row: &Row<'_>) -> rusqlite::Result<TicketKeyColumns> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -397,19 +462,6 @@ fn ticket_key_row(row: &Row<'_>) -> rusqlite::Result<(String, String, String, St
         row.get(3)?,
         row.get(4)?,
     ))
-}
-
-pub(crate) fn ticket_key_from(
-    (key_id, pem, public, state, created_at_ms): (String, String, String, String, i64),
-) -> Result<StoredTicketKey, StorageError> {
-    Ok(StoredTicketKey {
-        public_key: decode_public_key(&public)?,
-        state: TicketKeyState::parse(&state)
-            .ok_or_else(|| StorageError::Corrupt(format!("ticket key state {state:?}")))?,
-        key_id,
-        private_pkcs8_pem: SecretString::new(pem),
-        created_at_ms,
-    })
 }
 
 fn import_in(
@@ -453,7 +505,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
-        self.run(|conn| {
+        self.run(|conn, _| {
             conn.query_row("SELECT 1", [], |_| Ok(()))?;
             Ok::<_, StorageError>(())
         })
@@ -465,8 +517,8 @@ impl Storage for SqliteStorage {
         spec: NewDpsInstance,
         now_ms: i64,
     ) -> Result<DpsInstance, PoolError> {
-        let row = InstanceRow::new(spec, now_ms)?;
-        self.run(move |conn| {
+        let row = InstanceRow::new(spec, now_ms, &self.secrets)?;
+        self.run(move |conn, secrets| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let taken = tx
                 .query_row(
@@ -504,7 +556,7 @@ impl Storage for SqliteStorage {
                     row.created_at_ms,
                 ],
             )?;
-            let instance = load_instance(&tx, &row.name)?
+            let instance = load_instance(&tx, &row.name, secrets)?
                 .ok_or_else(|| StorageError::Corrupt("inserted instance missing".to_owned()))?;
             tx.commit()?;
             Ok(instance)
@@ -513,12 +565,14 @@ impl Storage for SqliteStorage {
     }
 
     async fn list_instances(&self) -> Result<Vec<DpsInstance>, StorageError> {
-        self.run(|conn| load_instances(conn)).await
+        self.run(|conn, secrets| load_instances(conn, secrets))
+            .await
     }
 
     async fn instance(&self, name: &str) -> Result<Option<DpsInstance>, StorageError> {
         let name = name.to_owned();
-        self.run(move |conn| load_instance(conn, &name)).await
+        self.run(move |conn, secrets| load_instance(conn, &name, secrets))
+            .await
     }
 
     async fn set_instance_state(
@@ -527,21 +581,22 @@ impl Storage for SqliteStorage {
         state: InstanceState,
     ) -> Result<DpsInstance, PoolError> {
         let name = name.to_owned();
-        self.run(move |conn| {
+        self.run(move |conn, secrets| {
             conn.execute(
                 "UPDATE dps_instances SET state = ?1 WHERE name = ?2",
                 [state.as_str(), &name],
             )?;
-            load_instance(conn, &name)?.ok_or(PoolError::NotFound(name))
+            load_instance(conn, &name, secrets)?.ok_or(PoolError::NotFound(name))
         })
         .await
     }
 
     async fn remove_instance(&self, name: &str) -> Result<(), PoolError> {
         let name = name.to_owned();
-        self.run(move |conn| {
+        self.run(move |conn, secrets| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let instance = load_instance(&tx, &name)?.ok_or(PoolError::NotFound(name.clone()))?;
+            let instance =
+                load_instance(&tx, &name, secrets)?.ok_or(PoolError::NotFound(name.clone()))?;
             if instance.registrations > 0 {
                 return Err(PoolError::NotEmpty {
                     registrations: instance.registrations,
@@ -561,7 +616,7 @@ impl Storage for SqliteStorage {
         now_ms: i64,
     ) -> Result<ImportOutcome, StorageError> {
         let tenant = tenant.to_owned();
-        self.run(move |conn| import_in(conn, &tenant, &entries, now_ms))
+        self.run(move |conn, _| import_in(conn, &tenant, &entries, now_ms))
             .await
     }
 
@@ -572,7 +627,7 @@ impl Storage for SqliteStorage {
         limit: u32,
     ) -> Result<Vec<AllowlistEntry>, StorageError> {
         let tenant = tenant.to_owned();
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             let mut stmt = conn.prepare_cached(
                 "SELECT registration_id, label FROM allowlist WHERE tenant = ?1 \
                  AND registration_id > ?2 ORDER BY registration_id LIMIT ?3",
@@ -597,7 +652,7 @@ impl Storage for SqliteStorage {
         registration_id: &str,
     ) -> Result<bool, StorageError> {
         let (tenant, id) = (tenant.to_owned(), registration_id.to_owned());
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             Ok(conn.execute(
                 "DELETE FROM allowlist WHERE tenant = ?1 AND registration_id = ?2",
                 [&tenant, &id],
@@ -612,7 +667,7 @@ impl Storage for SqliteStorage {
         registration_id: &str,
     ) -> Result<DeviceLookup, StorageError> {
         let (tenant, id) = (tenant.to_owned(), registration_id.to_owned());
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             let owner = allowlist_owner(conn, &id)?;
             let assignment = load_assignment(conn, &tenant, &id)?;
             Ok(match (owner, assignment) {
@@ -635,7 +690,8 @@ impl Storage for SqliteStorage {
     }
 
     async fn assign(&self, request: AssignRequest) -> Result<AssignOutcome, AssignError> {
-        self.run(move |conn| assign_in(conn, &request)).await
+        self.run(move |conn, secrets| assign_in(conn, &request, secrets))
+            .await
     }
 
     async fn deprovision(
@@ -645,7 +701,7 @@ impl Storage for SqliteStorage {
         now_ms: i64,
     ) -> Result<Assignment, AssignError> {
         let (tenant, id) = (tenant.to_owned(), registration_id.to_owned());
-        self.run(move |conn| deprovision_in(conn, &tenant, &id, now_ms))
+        self.run(move |conn, _| deprovision_in(conn, &tenant, &id, now_ms))
             .await
     }
 
@@ -653,7 +709,7 @@ impl Storage for SqliteStorage {
         &self,
         claim: IdempotencyClaim,
     ) -> Result<ClaimOutcome, StorageError> {
-        self.run(move |conn| claim_in(conn, &claim)).await
+        self.run(move |conn, _| claim_in(conn, &claim)).await
     }
 
     async fn complete_idempotency_key(
@@ -663,7 +719,7 @@ impl Storage for SqliteStorage {
         response: &str,
     ) -> Result<(), StorageError> {
         let (tenant, key, response) = (tenant.to_owned(), key.to_owned(), response.to_owned());
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             conn.execute(
                 "UPDATE idempotency_keys SET response = ?1 \
                  WHERE tenant = ?2 AND idempotency_key = ?3",
@@ -676,7 +732,7 @@ impl Storage for SqliteStorage {
 
     async fn release_idempotency_key(&self, tenant: &str, key: &str) -> Result<(), StorageError> {
         let (tenant, key) = (tenant.to_owned(), key.to_owned());
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             conn.execute(
                 "DELETE FROM idempotency_keys WHERE tenant = ?1 AND idempotency_key = ?2 \
                  AND response IS NULL",
@@ -688,7 +744,7 @@ impl Storage for SqliteStorage {
     }
 
     async fn purge_idempotency_keys(&self, now_ms: i64) -> Result<u64, StorageError> {
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             let purged = conn.execute(
                 "DELETE FROM idempotency_keys WHERE expires_at_ms <= ?1",
                 [now_ms],
@@ -699,13 +755,13 @@ impl Storage for SqliteStorage {
     }
 
     async fn ticket_keys(&self) -> Result<Vec<StoredTicketKey>, StorageError> {
-        self.run(|conn| {
+        self.run(|conn, secrets| {
             let mut stmt = conn.prepare_cached(
                 "SELECT key_id, private_pkcs8_pem, public_key, state, created_at_ms \
                  FROM ticket_keys ORDER BY created_at_ms DESC, key_id",
             )?;
             let rows = stmt.query_map([], ticket_key_row)?;
-            rows.map(|row| ticket_key_from(row?)).collect()
+            rows.map(|row| ticket_key_from(row?, secrets)).collect()
         })
         .await
     }
@@ -715,7 +771,8 @@ impl Storage for SqliteStorage {
         key: StoredTicketKey,
         rotate: bool,
     ) -> Result<bool, StorageError> {
-        self.run(move |conn| {
+        let sealed = sealed_ticket_key(&key, &self.secrets)?;
+        self.run(move |conn, _| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if rotate {
                 tx.execute(
@@ -728,7 +785,7 @@ impl Storage for SqliteStorage {
                  created_at_ms) VALUES (?1, ?2, ?3, 'current', ?4) ON CONFLICT DO NOTHING",
                 params![
                     key.key_id,
-                    key.private_pkcs8_pem.expose(),
+                    sealed,
                     encode_public_key(&key.public_key),
                     key.created_at_ms
                 ],
@@ -741,7 +798,7 @@ impl Storage for SqliteStorage {
 
     async fn retire_ticket_key(&self, key_id: &str) -> Result<bool, StorageError> {
         let key_id = key_id.to_owned();
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             Ok(conn.execute(
                 "DELETE FROM ticket_keys WHERE key_id = ?1 AND state = 'previous'",
                 [&key_id],
