@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use fieldlink_dps_emulator::{ProvisioningStatus, RegistrationStatus};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -112,15 +113,11 @@ async fn poll_is_202_while_assigning() {
     let sandbox = Sandbox::start(vec![config]).await;
     let scope = sandbox.scope("dps-slow");
     let token = device_token(&scope, INDIVIDUAL_DEVICE, DEVICE_PRIMARY);
-    let operation: Value = sandbox
-        .register(&scope, INDIVIDUAL_DEVICE, &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let operation_id = operation["operationId"].as_str().unwrap();
+    let operation_id = sandbox
+        .start_registration(&scope, INDIVIDUAL_DEVICE, &token)
+        .await;
     let response = sandbox
-        .poll(&scope, INDIVIDUAL_DEVICE, operation_id, &token)
+        .poll(&scope, INDIVIDUAL_DEVICE, &operation_id, &token)
         .await;
     assert_eq!(response.status(), 202);
     assert_eq!(response.headers()["retry-after"], "1");
@@ -138,13 +135,20 @@ async fn request_errors_use_dps_error_bodies() {
     let sandbox = Sandbox::start(vec![instance("dps-errors")]).await;
     let scope = sandbox.scope("dps-errors");
     let token = device_token(&scope, INDIVIDUAL_DEVICE, DEVICE_PRIMARY);
-    let url = |path: &str| format!("{}/{scope}/registrations/{path}", sandbox.base);
+    // A device-API request for `{scope}/registrations/{path}` with the device's SAS.
+    let device = |method: Method, path: &str| {
+        sandbox
+            .client
+            .request(
+                method,
+                format!("{}/{scope}/registrations/{path}", sandbox.base),
+            )
+            .header("Authorization", &token)
+    };
+    let register = format!("{INDIVIDUAL_DEVICE}/register?{API}");
 
     // No api-version.
-    let response = sandbox
-        .client
-        .put(url(&format!("{INDIVIDUAL_DEVICE}/register")))
-        .header("Authorization", &token)
+    let response = device(Method::PUT, &format!("{INDIVIDUAL_DEVICE}/register"))
         .send()
         .await
         .unwrap();
@@ -153,43 +157,26 @@ async fn request_errors_use_dps_error_bodies() {
 
     // Registration ID with upper case and a bad last character.
     for bad in ["Sensor-1", "sensor_", "a%2Fb"] {
-        let response = sandbox
-            .client
-            .put(url(&format!("{bad}/register?{API}")))
-            .header("Authorization", &token)
+        let response = device(Method::PUT, &format!("{bad}/register?{API}"))
             .send()
             .await
             .unwrap();
         assert_dps_error(response, 400, 400_002).await;
     }
 
-    // Body registrationId differs from the path.
-    let response = sandbox
-        .client
-        .put(url(&format!("{INDIVIDUAL_DEVICE}/register?{API}")))
-        .header("Authorization", &token)
-        .json(&json!({ "registrationId": "someone-else" }))
-        .send()
-        .await
-        .unwrap();
-    assert_dps_error(response, 400, 400_003).await;
-
-    // Not JSON.
-    let response = sandbox
-        .client
-        .put(url(&format!("{INDIVIDUAL_DEVICE}/register?{API}")))
-        .header("Authorization", &token)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_dps_error(response, 400, 400_003).await;
+    // Body registrationId differs from the path; body is not JSON.
+    let mismatched =
+        device(Method::PUT, &register).json(&json!({ "registrationId": "someone-else" }));
+    let not_json = device(Method::PUT, &register).body("{not json");
+    for request in [mismatched, not_json] {
+        assert_dps_error(request.send().await.unwrap(), 400, 400_003).await;
+    }
 
     // Unknown ID scope.
     let response = sandbox
         .client
         .put(format!(
-            "{}/0ne00000000/registrations/{INDIVIDUAL_DEVICE}/register?{API}",
+            "{}/0ne00000000/registrations/{register}",
             sandbox.base
         ))
         .header("Authorization", &token)
@@ -203,10 +190,7 @@ async fn request_errors_use_dps_error_bodies() {
         .poll(&scope, INDIVIDUAL_DEVICE, "5.0.nope", &token)
         .await;
     assert_dps_error(response, 404, 404_002).await;
-    let response = sandbox
-        .client
-        .post(url(&format!("{INDIVIDUAL_DEVICE}?{API}")))
-        .header("Authorization", &token)
+    let response = device(Method::POST, &format!("{INDIVIDUAL_DEVICE}?{API}"))
         .send()
         .await
         .unwrap();
@@ -218,21 +202,13 @@ async fn an_operation_belongs_to_its_registration() {
     let sandbox = Sandbox::start(vec![instance("dps-ownership")]).await;
     let scope = sandbox.scope("dps-ownership");
     let token = device_token(&scope, INDIVIDUAL_DEVICE, DEVICE_PRIMARY);
-    let operation: Value = sandbox
-        .register(&scope, INDIVIDUAL_DEVICE, &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let operation_id = sandbox
+        .start_registration(&scope, INDIVIDUAL_DEVICE, &token)
+        .await;
     let other = "group-member-1";
     let other_token = device_token(&scope, other, &group_device_key(other));
     let response = sandbox
-        .poll(
-            &scope,
-            other,
-            operation["operationId"].as_str().unwrap(),
-            &other_token,
-        )
+        .poll(&scope, other, &operation_id, &other_token)
         .await;
     assert_dps_error(response, 404, 404_002).await;
 }

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use fieldlink_dps_emulator::{AllocationPolicy, InstanceConfig};
+use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -88,14 +89,10 @@ async fn allocation_spreads_over_linked_hubs_per_policy() {
 #[tokio::test]
 async fn service_api_manages_enrollments_and_reads_states() {
     let sandbox = Sandbox::start(vec![instance("dps-svc")]).await;
-    let token = sandbox.service_token("dps-svc");
-    let base = format!("{}/dps/dps-svc", sandbox.base);
+    let service = |method: Method, path: &str| sandbox.service(method, "dps-svc", path);
 
     // Create an individual enrollment pinned to hub B; keys are generated.
-    let response = sandbox
-        .client
-        .put(format!("{base}/enrollments/pinned-1?{API}"))
-        .header("Authorization", &token)
+    let response = service(Method::PUT, "enrollments/pinned-1")
         .json(&json!({
             "attestation": { "type": "symmetricKey" },
             "iotHubs": [HUB_B],
@@ -121,26 +118,20 @@ async fn service_api_manages_enrollments_and_reads_states() {
     insta::assert_json_snapshot!("service_enrollment_put", shown);
 
     // A stale If-Match is refused; the current one is accepted.
-    let response = sandbox
-        .client
-        .put(format!("{base}/enrollments/pinned-1?{API}"))
-        .header("Authorization", &token)
-        .header("If-Match", "\"stale\"")
-        .json(&enrollment)
-        .send()
-        .await
-        .unwrap();
-    assert_dps_error(response, 412, 412_001).await;
-    let response = sandbox
-        .client
-        .put(format!("{base}/enrollments/pinned-1?{API}"))
-        .header("Authorization", &token)
-        .header("If-Match", &etag)
-        .json(&enrollment)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    for (if_match, expected) in [("\"stale\"", 412), (etag.as_str(), 200)] {
+        let response = service(Method::PUT, "enrollments/pinned-1")
+            .header("If-Match", if_match)
+            .json(&enrollment)
+            .send()
+            .await
+            .unwrap();
+        if expected == 412 {
+            assert_dps_error(response, 412, 412_001).await;
+        } else {
+            assert_eq!(response.status(), expected);
+            assert!(response.headers().contains_key("etag"));
+        }
+    }
 
     // The device registers to the pinned hub with the enrollment's device ID.
     let scope = sandbox.scope("dps-svc");
@@ -149,10 +140,7 @@ async fn service_api_manages_enrollments_and_reads_states() {
     assert_eq!(body["registrationState"]["deviceId"], "pinned-device");
 
     // GET enrollment includes the registration state; GET registration state is 200.
-    let enrollment: Value = sandbox
-        .client
-        .get(format!("{base}/enrollments/pinned-1?{API}"))
-        .header("Authorization", &token)
+    let enrollment: Value = service(Method::GET, "enrollments/pinned-1")
         .send()
         .await
         .unwrap()
@@ -162,30 +150,23 @@ async fn service_api_manages_enrollments_and_reads_states() {
     assert_eq!(enrollment["registrationState"]["status"], "assigned");
 
     // Path/body mismatch and unsupported attestation are 400.
-    let response = sandbox
-        .client
-        .put(format!("{base}/enrollments/pinned-2?{API}"))
-        .header("Authorization", &token)
-        .json(&json!({ "registrationId": "other", "attestation": { "type": "symmetricKey" } }))
-        .send()
-        .await
-        .unwrap();
-    assert_dps_error(response, 400, 400_003).await;
-    let response = sandbox
-        .client
-        .put(format!("{base}/enrollmentGroups/x509-group?{API}"))
-        .header("Authorization", &token)
-        .json(&json!({ "attestation": { "type": "x509" } }))
-        .send()
-        .await
-        .unwrap();
-    assert_dps_error(response, 400, 400_003).await;
+    let bad_bodies = [
+        (
+            "enrollments/pinned-2",
+            json!({ "registrationId": "other", "attestation": { "type": "symmetricKey" } }),
+        ),
+        (
+            "enrollmentGroups/x509-group",
+            json!({ "attestation": { "type": "x509" } }),
+        ),
+    ];
+    for (path, body) in bad_bodies {
+        let response = service(Method::PUT, path).json(&body).send().await.unwrap();
+        assert_dps_error(response, 400, 400_003).await;
+    }
 
     // Groups: create, get, delete; deleting twice is 404.
-    let response = sandbox
-        .client
-        .put(format!("{base}/enrollmentGroups/line-2?{API}"))
-        .header("Authorization", &token)
+    let response = service(Method::PUT, "enrollmentGroups/line-2")
         .json(&json!({ "attestation": { "type": "symmetricKey", "symmetricKey": { "primaryKey": GROUP_SECONDARY, "secondaryKey": GROUP_PRIMARY } } }))
         .send()
         .await
@@ -193,11 +174,17 @@ async fn service_api_manages_enrollments_and_reads_states() {
     assert_eq!(response.status(), 200);
     let group: Value = response.json().await.unwrap();
     assert_eq!(group["enrollmentGroupId"], "line-2");
+    let response = service(Method::GET, "enrollmentGroups/line-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["etag"].to_str().unwrap(),
+        group["etag"].as_str().unwrap()
+    );
     for expected in [204, 404] {
-        let response = sandbox
-            .client
-            .delete(format!("{base}/enrollmentGroups/line-2?{API}"))
-            .header("Authorization", &token)
+        let response = service(Method::DELETE, "enrollmentGroups/line-2")
             .send()
             .await
             .unwrap();
@@ -206,19 +193,13 @@ async fn service_api_manages_enrollments_and_reads_states() {
 
     // Delete the registration state; then it is 404.
     for expected in [204, 404] {
-        let response = sandbox
-            .client
-            .delete(format!("{base}/registrations/pinned-1?{API}"))
-            .header("Authorization", &token)
+        let response = service(Method::DELETE, "registrations/pinned-1")
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), expected);
     }
-    let response = sandbox
-        .client
-        .get(format!("{base}/registrations/pinned-1?{API}"))
-        .header("Authorization", &token)
+    let response = service(Method::GET, "registrations/pinned-1")
         .send()
         .await
         .unwrap();
@@ -231,11 +212,36 @@ async fn service_api_manages_enrollments_and_reads_states() {
             "{}/dps/dps-nowhere/registrations/pinned-1?{API}",
             sandbox.base
         ))
-        .header("Authorization", &token)
+        .header("Authorization", sandbox.service_token("dps-svc"))
         .send()
         .await
         .unwrap();
     assert_dps_error(response, 404, 404_001).await;
+
+    // Each resource kind and verb is its own metrics operation.
+    let metrics = sandbox.emulator.control().metrics_text();
+    for (operation, status, count) in [
+        ("enrollment_put", 200, 2),
+        ("enrollment_put", 412, 1),
+        ("enrollment_put", 400, 1),
+        ("enrollment_get", 200, 1),
+        ("enrollment_group_put", 200, 1),
+        ("enrollment_group_put", 400, 1),
+        ("enrollment_group_get", 200, 1),
+        ("enrollment_group_delete", 204, 1),
+        ("enrollment_group_delete", 404, 1),
+        ("registration_state_delete", 204, 1),
+        ("registration_state_delete", 404, 1),
+        ("registration_state_get", 404, 1),
+    ] {
+        let line = format!(
+            "dps_emulator_http_requests_total{{instance=\"dps-svc\",operation=\"{operation}\",status=\"{status}\"}} {count}"
+        );
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -69,24 +69,20 @@ async fn poll_limit_answers_429_with_retry_after() {
     let sandbox = Sandbox::start(vec![config]).await;
     let scope = sandbox.scope("dps-polls");
     let token = device_token(&scope, INDIVIDUAL_DEVICE, DEVICE_PRIMARY);
-    let operation: Value = sandbox
-        .register(&scope, INDIVIDUAL_DEVICE, &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let operation_id = operation["operationId"].as_str().unwrap();
+    let operation_id = sandbox
+        .start_registration(&scope, INDIVIDUAL_DEVICE, &token)
+        .await;
     for _ in 0..5 {
         assert_eq!(
             sandbox
-                .poll(&scope, INDIVIDUAL_DEVICE, operation_id, &token)
+                .poll(&scope, INDIVIDUAL_DEVICE, &operation_id, &token)
                 .await
                 .status(),
             202
         );
     }
     let response = sandbox
-        .poll(&scope, INDIVIDUAL_DEVICE, operation_id, &token)
+        .poll(&scope, INDIVIDUAL_DEVICE, &operation_id, &token)
         .await;
     let wait = retry_after(&response);
     assert!((1..=10).contains(&wait), "{wait}");

@@ -111,6 +111,33 @@ impl Sandbox {
             .unwrap()
     }
 
+    /// Registers and returns the operation ID (still `assigning` on an instance with an
+    /// assignment delay).
+    pub async fn start_registration(
+        &self,
+        scope: &str,
+        registration_id: &str,
+        token: &str,
+    ) -> String {
+        let response = self.register(scope, registration_id, token).await;
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        let operation: Value = response.json().await.unwrap();
+        operation["operationId"].as_str().unwrap().to_owned()
+    }
+
+    /// A service-API request for `path` (`enrollments/{id}`, `enrollmentGroups/{id}`,
+    /// `registrations/{id}`) of `instance`, with `api-version` and the instance's service SAS.
+    pub fn service(
+        &self,
+        method: reqwest::Method,
+        instance: &str,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}/dps/{instance}/{path}?{API}", self.base))
+            .header("Authorization", self.service_token(instance))
+    }
+
     pub async fn poll(
         &self,
         scope: &str,
@@ -133,10 +160,9 @@ impl Sandbox {
     /// the operation is final; returns the final body.
     pub async fn register_and_poll(&self, scope: &str, registration_id: &str, key: &str) -> Value {
         let token = device_token(scope, registration_id, key);
-        let response = self.register(scope, registration_id, &token).await;
-        assert_eq!(response.status(), 202, "{:?}", response.text().await);
-        let operation: Value = response.json().await.unwrap();
-        let operation_id = operation["operationId"].as_str().unwrap().to_owned();
+        let operation_id = self
+            .start_registration(scope, registration_id, &token)
+            .await;
         for _ in 0..5 {
             let response = self
                 .poll(scope, registration_id, &operation_id, &token)
