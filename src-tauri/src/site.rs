@@ -6,8 +6,9 @@
 //!   with the core's [`ProvisioningApiClient`], authenticated by the profile's sign-in
 //!   ([`AuthClient`]).
 //! - **Sandbox** profiles (feature `sandbox`) use a running `fieldlink sandbox up` through its
-//!   manifest: the fleet socket is the radio, and tickets and status come from the sandbox's
-//!   provisioning API when the manifest names one, else from the sandbox's bridge.
+//!   manifest: the radio is its fleet socket, or for `--ble bluez` btleplug on the chosen
+//!   (default: the sandbox's installer) adapter of its D-Bus bus; tickets and status come from
+//!   the sandbox's provisioning API with the signed-in token, else from the sandbox's bridge.
 //! - **Simulator** profiles (feature `demo`) run the test world in-process: virtual device
 //!   agents behind the core's in-memory radio, the DPS emulator on loopback HTTPS, a local ticket
 //!   signer the devices trust and a status source over the emulator.
@@ -98,7 +99,7 @@ impl Site {
         match profile.site {
             SiteKind::Simulator => Self::simulator(&profile.name).await,
             SiteKind::Bluetooth => Ok(Self::bluetooth(profile, adapter, auth)),
-            SiteKind::Sandbox => Self::sandbox(profile, auth),
+            SiteKind::Sandbox => Self::sandbox(profile, adapter, auth),
         }
     }
 
@@ -151,7 +152,11 @@ impl Site {
     }
 
     #[cfg(feature = "sandbox")]
-    fn sandbox(profile: &Profile, auth: Option<Arc<AuthClient>>) -> Result<Self, CommandError> {
+    fn sandbox(
+        profile: &Profile,
+        adapter: Option<String>,
+        auth: Option<Arc<AuthClient>>,
+    ) -> Result<Self, CommandError> {
         use fieldlink_cli::manifest::Manifest;
         let path = profile
             .sandbox_manifest
@@ -177,10 +182,25 @@ impl Site {
                 label: device.payload.clone(),
             })
             .collect();
+        // `sandbox up --ble bluez`: real device agents behind BlueZ, reached with btleplug on
+        // the chosen (else the installer) adapter of the sandbox's bus.
+        let (transport_name, radio) = match &manifest.bluez {
+            Some(bluez) => {
+                let ours = std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok();
+                crate::sandbox::check_system_bus(bluez.bus_address.as_deref(), ours.as_deref())?;
+                let adapter = adapter.or_else(|| Some(bluez.installer_adapter.clone()));
+                let radio = Radio::Bluetooth {
+                    adapter,
+                    opened: Mutex::new(None),
+                };
+                ("bluez", radio)
+            }
+            None => ("sandbox", Radio::Ready(fleet)),
+        };
         Ok(Self {
             profile: profile.name.clone(),
-            transport_name: "sandbox",
-            radio: Radio::Ready(fleet),
+            transport_name,
+            radio,
             services,
             config: CommissioningConfig::default(),
             labels,
@@ -190,7 +210,11 @@ impl Site {
     }
 
     #[cfg(not(feature = "sandbox"))]
-    fn sandbox(profile: &Profile, _auth: Option<Arc<AuthClient>>) -> Result<Self, CommandError> {
+    fn sandbox(
+        profile: &Profile,
+        _adapter: Option<String>,
+        _auth: Option<Arc<AuthClient>>,
+    ) -> Result<Self, CommandError> {
         Err(ShellError::NotConfigured {
             profile: profile.name.clone(),
             reason: "this build cannot open sandbox manifests (build with `--features sandbox`)"

@@ -42,14 +42,19 @@ pub async fn save_settings(
 }
 
 /// Adds (or updates) the `sandbox` profile from a `fieldlink sandbox up` manifest and makes it
-/// the active profile.
+/// the active profile; for a `--ble bluez` sandbox the BLE adapter becomes its installer
+/// adapter.
 #[tauri::command]
 pub async fn open_sandbox_manifest(
     state: State<'_, DesktopState>,
     path: String,
 ) -> CommandResult<Settings> {
-    let profile = crate::sandbox::profile_from_manifest(&path)?;
+    let setup = crate::sandbox::profile_from_manifest(&path)?;
+    let profile = setup.profile;
     let mut settings = state.settings();
+    if let Some(adapter) = setup.ble_adapter {
+        settings.ble_adapter = Some(adapter);
+    }
     settings
         .profiles
         .retain(|existing| existing.name != profile.name);
