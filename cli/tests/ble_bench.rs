@@ -187,6 +187,16 @@ impl Drop for Streaming {
     }
 }
 
+/// A child killed when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Approves the device request on the issuer's verification page over HTTPS, as a person would:
 /// the page, the sign-in form, then "approve" (as in `sandbox_sign_in.rs`).
 fn approve_on_page(ca: &str, issuer: &str, page: &str, user: &Value) {
@@ -422,22 +432,25 @@ fn fieldlink_scans_and_commissions_bluez_agents_and_reports_a_killed_one_as_link
 
     // 6. The agent restarts from its state directory; the next commissioning works (from an
     // adapter that never saw the dead agent's GATT objects: BlueZoo keeps them).
-    let mut restarted = env
-        .std_command()
-        .args([
-            "sandbox",
-            "agent",
-            "--manifest",
-            &manifest_path,
-            "--device",
-            &first_id,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = restarted.stdout.take().unwrap();
+    let mut restarted = KillOnDrop(
+        env.std_command()
+            .args([
+                "sandbox",
+                "agent",
+                "--manifest",
+                &manifest_path,
+                "--device",
+                &first_id,
+                // Exits when this test process goes away, even if it is killed.
+                "--tether",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = restarted.0.stdout.take().unwrap();
     let (lines_in, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -462,8 +475,7 @@ fn fieldlink_scans_and_commissions_bluez_agents_and_reports_a_killed_one_as_link
     let started = Instant::now();
     let (code, again) = run_json(commission(str_at(first, "/payload"), &spare2));
     eprintln!("BLE CLI commission after restart: {:?}", started.elapsed());
-    let _ = restarted.kill();
-    let _ = restarted.wait();
+    drop(restarted);
     assert_eq!(code, 0, "{again}");
     assert_eq!(again["device"]["registration_id"], first_id.as_str());
     assert_eq!(again["device"]["confirmation"], "confirmed", "{again}");

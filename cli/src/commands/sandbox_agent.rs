@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::{
-    bluez_sandbox::{BUS_ENV, agent_argv},
+    bluez_sandbox::{self, BUS_ENV, agent_argv},
     config::default_sandbox_dir,
     exit::{CliError, Exit},
     manifest::Manifest,
@@ -27,6 +27,9 @@ pub struct SandboxAgentArgs {
     /// Serve on this adapter instead of the one in the manifest.
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
+    /// Stop when stdin reaches end of file (how `sandbox up` ties its agents to itself).
+    #[arg(long, hide = true)]
+    pub tether: bool,
 }
 
 fn parse_discriminator(text: &str) -> Option<u16> {
@@ -85,6 +88,9 @@ pub async fn run(args: SandboxAgentArgs, context: &Context) -> Result<Exit, CliE
         return Err(CliError::internal(format!(
             "cannot restart on the sandbox's bus: {error}"
         )));
+    }
+    if args.tether {
+        bluez_sandbox::exit_when_stdin_closes();
     }
     let adapter = args
         .adapter
