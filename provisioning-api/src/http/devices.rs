@@ -8,14 +8,13 @@ use axum::{
     response::Response,
 };
 use serde_json::json;
+use std::time::Duration;
 
 use super::{
     ApiState, Caller,
     assignments::{assign, check_region},
     check_registration_id,
-    dto::{
-        AssignmentResponse, AssignmentView, DeviceView, RegistrationStatusView, ReprovisionRequest,
-    },
+    dto::{AssignmentResponse, DeviceView, RegistrationStatusView, ReprovisionRequest},
     extract::{ApiJson, ApiPath},
     idempotency, owned_device,
 };
@@ -48,16 +47,12 @@ pub(crate) async fn get_device(
 ) -> Result<Json<DeviceView>, ApiError> {
     caller.require(&[Role::Installer, Role::Admin, Role::Qa])?;
     let (allowlisted, assignment) = owned_device(&state, &caller, &registration_id).await?;
-    Ok(Json(DeviceView {
-        status: assignment
-            .as_ref()
-            .map_or("unassigned", |a| a.status.as_str())
-            .to_owned(),
-        assignment: assignment.as_ref().map(AssignmentView::from),
+    Ok(Json(DeviceView::new(
         registration_id,
-        tenant: caller.0.tenant,
+        caller.0.tenant,
         allowlisted,
-    }))
+        assignment.as_ref(),
+    )))
 }
 
 /// Deprovision a device: release its slot on its DPS instance (admin). Idempotent.
@@ -88,13 +83,12 @@ pub(crate) async fn deprovision(
         .storage
         .deprovision(&caller.0.tenant, &registration_id, now)
         .await?;
-    Ok(Json(DeviceView {
-        status: assignment.status.as_str().to_owned(),
-        assignment: Some(AssignmentView::from(&assignment)),
+    Ok(Json(DeviceView::new(
         registration_id,
-        tenant: caller.0.tenant,
+        caller.0.tenant,
         allowlisted,
-    }))
+        Some(&assignment),
+    )))
 }
 
 /// Move an assigned device to another DPS instance (admin) and get a new ticket.
@@ -148,10 +142,15 @@ pub(crate) async fn reprovision(
     .await
 }
 
+/// Whole seconds to wait (rounded up) before retrying after `retry_after`.
+fn retry_seconds(retry_after: Duration) -> u64 {
+    ceil_seconds(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn status_error(error: StatusError) -> ApiError {
     match error {
         StatusError::Throttled { retry_after } => {
-            let seconds = ceil_seconds(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX));
+            let seconds = retry_seconds(retry_after);
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "dps_throttled",
@@ -163,7 +162,7 @@ fn status_error(error: StatusError) -> ApiError {
             retry_after,
             message,
         } => {
-            let seconds = ceil_seconds(i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX));
+            let seconds = retry_seconds(retry_after);
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "dps_unavailable",

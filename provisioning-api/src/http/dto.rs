@@ -139,6 +139,27 @@ pub struct DeviceView {
     pub assignment: Option<AssignmentView>,
 }
 
+impl DeviceView {
+    /// The view of a device of `tenant`: its status is its placement's, `unassigned` without
+    /// one.
+    pub fn new(
+        registration_id: String,
+        tenant: String,
+        allowlisted: bool,
+        assignment: Option<&Assignment>,
+    ) -> Self {
+        Self {
+            status: assignment
+                .map_or("unassigned", |a| a.status.as_str())
+                .to_owned(),
+            assignment: assignment.map(AssignmentView::from),
+            registration_id,
+            tenant,
+            allowlisted,
+        }
+    }
+}
+
 /// DPS's registration record of a device, via the DPS service API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegistrationStatusView {
