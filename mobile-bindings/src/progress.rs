@@ -80,6 +80,20 @@ pub enum ProgressKind {
         /// The service's status so far.
         status: String,
     },
+    /// A service call failed transiently; the API client waits `wait_ms`, then makes attempt
+    /// `attempt` of `max_attempts` (the client's own counts: the core does not retry on top).
+    ServiceRetry {
+        /// The attempt made after the wait (2 = the first retry).
+        attempt: u32,
+        /// The client's attempt cap.
+        max_attempts: u32,
+        /// The wait, `Retry-After` included.
+        wait_ms: u64,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after_ms: Option<u64>,
+        /// Why the last attempt failed (`unreachable`, `timed_out`, `http_503`, ...).
+        reason: String,
+    },
 }
 
 impl From<workflow::ProgressKind> for ProgressKind {
@@ -98,6 +112,19 @@ impl From<workflow::ProgressKind> for ProgressKind {
             Core::LinkLost => Self::LinkLost,
             Core::Resumed { device_state } => Self::Resumed { device_state },
             Core::StatusPending { status } => Self::StatusPending { status },
+            Core::ServiceRetry {
+                attempt,
+                max_attempts,
+                wait_ms,
+                retry_after_ms,
+                reason,
+            } => Self::ServiceRetry {
+                attempt,
+                max_attempts,
+                wait_ms,
+                retry_after_ms,
+                reason,
+            },
         }
     }
 }

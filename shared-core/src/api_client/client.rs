@@ -34,6 +34,7 @@ use crate::{
         Assignment, AssignmentSource, RegistrationStatusSource, RegistrationView, ServiceError,
     },
     retry::RetryPolicy,
+    workflow::service_call::{self, ServiceRetry},
 };
 
 /// Largest answer body read.
@@ -243,19 +244,30 @@ impl ProvisioningApiClient {
     }
 
     /// Runs `request` under the retry policy, the overall deadline and the breaker.
+    ///
+    /// This is the one layer that retries the API's transient failures (transport errors and
+    /// timeouts, retryable 5xx, 408, 429 with `Retry-After`): the workflow calls once and does
+    /// not retry what comes back. Inside a workflow call the budget is the smaller of the
+    /// policy's deadline and what the step leaves
+    /// ([`service_call::budget`](crate::workflow::service_call::budget)), and every scheduled
+    /// retry is reported to it ([`service_call::report_retry`]) with the true attempt counts.
     async fn execute(&self, request: Request<'_>) -> Result<Answer, ApiClientError> {
         let inner = &*self.inner;
         let started = inner.clock.now();
-        let mut backoff = inner.retry.backoff();
+        let deadline = service_call::budget()
+            .map_or(inner.retry.deadline, |step| step.min(inner.retry.deadline));
+        let policy = RetryPolicy {
+            deadline,
+            ..inner.retry
+        };
+        let mut backoff = policy.backoff();
         let mut refreshed: Option<AccessToken> = None;
         let mut last_error = None;
         loop {
             let elapsed = inner.clock.now().saturating_sub(started);
-            let remaining = inner.retry.deadline.saturating_sub(elapsed);
+            let remaining = deadline.saturating_sub(elapsed);
             if remaining.is_zero() {
-                return Err(last_error.unwrap_or(ApiClientError::TimedOut {
-                    after: inner.retry.deadline,
-                }));
+                return Err(last_error.unwrap_or(ApiClientError::TimedOut { after: deadline }));
             }
             self.fail_fast_if_open()?;
             let token = match (request.authenticated, refreshed.clone()) {
@@ -307,6 +319,13 @@ impl ProvisioningApiClient {
                         delay_ms = delay.as_millis(),
                         "retrying the provisioning API"
                     );
+                    service_call::report_retry(ServiceRetry {
+                        next_attempt: backoff.attempts_made(),
+                        max_attempts: policy.max_attempts,
+                        wait: delay,
+                        retry_after,
+                        reason: error.retry_reason(),
+                    });
                     last_error = Some(error);
                     inner.clock.sleep(delay).await;
                 }

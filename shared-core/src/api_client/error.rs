@@ -200,6 +200,20 @@ impl ApiClientError {
         }
     }
 
+    /// Why a retryable attempt failed, as a stable snake_case word for progress events:
+    /// `unreachable`, `timed_out`, or `http_<status>`.
+    pub fn retry_reason(&self) -> String {
+        match self {
+            ApiClientError::Unreachable { .. } => "unreachable".to_owned(),
+            ApiClientError::TimedOut { .. } => "timed_out".to_owned(),
+            ApiClientError::Status { reply } => format!("http_{}", reply.status),
+            ApiClientError::CircuitOpen { .. } => "circuit_open".to_owned(),
+            ApiClientError::Token(_) => "sign_in".to_owned(),
+            ApiClientError::InvalidRegistrationId { .. } => "invalid_registration_id".to_owned(),
+            ApiClientError::InvalidAnswer { .. } => "invalid_answer".to_owned(),
+        }
+    }
+
     /// Whether this counts against the API's health (opens the breaker when repeated).
     pub fn is_api_failure(&self) -> bool {
         match self {

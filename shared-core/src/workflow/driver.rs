@@ -4,20 +4,20 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
-use tokio::time::Instant;
+use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{
     progress::ProgressListener,
     report::CommissioningReport,
+    service_call::{ServiceCallScope, ServiceRetry},
     state::{Action, CommissionRequest, Commissioning, CommissioningConfig, Input},
 };
 use fieldlink_protocol::message::NetworkConfig;
 
 use crate::{
     assignment::{AssignmentSource, RegistrationStatusSource, ServiceError},
-    error::{CommissionError, NetworkFailureKind},
-    retry::{RetryDecision, RetryPolicy, retry},
+    error::{CommissionError, NetworkFailureKind, Step},
     transport::{BleConnection, BleTransport, LinkEvent, TransportError},
 };
 
@@ -34,13 +34,17 @@ pub trait NetworkCorrection: Send + Sync {
 }
 
 /// Runs commissionings. Cheap to clone; one instance can run many commissionings at once.
+///
+/// The assignment and registration-status sources are called once per need, each call bounded
+/// by its step's deadline; retrying transient failures is the sources' job (see
+/// [`super::service_call`]), and their retries show up as
+/// [`ProgressKind::ServiceRetry`](super::ProgressKind::ServiceRetry) events.
 #[derive(Clone)]
 pub struct Commissioner {
     transport: Arc<dyn BleTransport>,
     assignments: Arc<dyn AssignmentSource>,
     status: Arc<dyn RegistrationStatusSource>,
     config: CommissioningConfig,
-    service_retry: RetryPolicy,
     correction: Option<Arc<dyn NetworkCorrection>>,
 }
 
@@ -57,10 +61,25 @@ enum Completion {
     Connected(Arc<dyn BleConnection>),
 }
 
-fn decide(error: &ServiceError) -> RetryDecision {
-    match error.retry_hint() {
-        Some(retry_after) => RetryDecision::Retry { retry_after },
-        None => RetryDecision::Stop,
+/// Reports of retries scheduled by service sources, tagged with the step they serve.
+type RetryReports = mpsc::UnboundedSender<(Step, ServiceRetry)>;
+
+/// Runs one service call within `budget`, reporting the source's retries. A source that
+/// overruns its budget is cut off: the step's deadline is the workflow's, not the source's.
+async fn service_call<T>(
+    step: Step,
+    budget: Duration,
+    reports: RetryReports,
+    call: impl std::future::Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    let scope = ServiceCallScope::new(budget, move |retry| {
+        let _ = reports.send((step, retry));
+    });
+    match tokio::time::timeout(budget, scope.run(call)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(ServiceError::Unavailable {
+            detail: format!("no answer within the {step} step's {budget:?}"),
+        }),
     }
 }
 
@@ -83,7 +102,6 @@ impl Commissioner {
             assignments,
             status,
             config: CommissioningConfig::default(),
-            service_retry: RetryPolicy::default(),
             correction: None,
         }
     }
@@ -91,12 +109,6 @@ impl Commissioner {
     /// Replaces the workflow configuration (deadlines, reconnect policy, ...).
     pub fn with_config(mut self, config: CommissioningConfig) -> Self {
         self.config = config;
-        self
-    }
-
-    /// Replaces the retry policy for assignment and status requests.
-    pub fn with_service_retry(mut self, policy: RetryPolicy) -> Self {
-        self.service_retry = policy;
         self
     }
 
@@ -124,6 +136,7 @@ impl Commissioner {
         let mut machine = Commissioning::new(request, self.config);
         let mut connection: Option<Arc<dyn BleConnection>> = None;
         let mut pending: FuturesUnordered<BoxFuture<'static, Completion>> = FuturesUnordered::new();
+        let (retry_reports, mut retries) = mpsc::unbounded_channel();
         let mut actions: VecDeque<Action> = machine.start(now_ms()).into();
         loop {
             while let Some(action) = actions.pop_front() {
@@ -160,7 +173,7 @@ impl Commissioner {
                         }
                         return result;
                     }
-                    other => pending.push(self.operation(other)),
+                    other => pending.push(self.operation(other, &retry_reports)),
                 }
             }
             let deadline = machine
@@ -178,6 +191,7 @@ impl Commissioner {
                         Input::Disconnected
                     }
                 },
+                Some((step, retry)) = retries.recv() => Input::ServiceRetrying { step, retry },
                 Some(done) = pending.next(), if !pending.is_empty() => match done {
                     Completion::Input(input) => input,
                     Completion::Connected(link) => {
@@ -229,8 +243,7 @@ impl Commissioner {
     }
 
     /// Starts a background operation for `action`.
-    fn operation(&self, action: Action) -> BoxFuture<'static, Completion> {
-        let budget = self.config.overall_timeout;
+    fn operation(&self, action: Action, reports: &RetryReports) -> BoxFuture<'static, Completion> {
         match action {
             Action::Scan { filter, timeout } => {
                 let transport = Arc::clone(&self.transport);
@@ -260,19 +273,18 @@ impl Commissioner {
                 }
                 .boxed()
             }
-            Action::FetchAssignment { registration_id } => {
+            Action::FetchAssignment {
+                registration_id,
+                budget,
+            } => {
                 let source = Arc::clone(&self.assignments);
-                let policy = self.service_retry;
+                let reports = reports.clone();
                 async move {
-                    let fetch = retry(&policy, decide, |_| {
-                        source.assignment(registration_id.clone())
-                    });
-                    Completion::Input(match tokio::time::timeout(budget, fetch).await {
-                        Ok(Ok(assignment)) => Input::AssignmentReady(assignment),
-                        Ok(Err(error)) => Input::AssignmentFailed(error),
-                        Err(_) => Input::AssignmentFailed(ServiceError::Unavailable {
-                            detail: "no answer in time".into(),
-                        }),
+                    let fetch = source.assignment(registration_id);
+                    let step = Step::AwaitingAssignment;
+                    Completion::Input(match service_call(step, budget, reports, fetch).await {
+                        Ok(assignment) => Input::AssignmentReady(assignment),
+                        Err(error) => Input::AssignmentFailed(error),
                     })
                 }
                 .boxed()
@@ -280,20 +292,18 @@ impl Commissioner {
             Action::QueryStatus {
                 registration_id,
                 assignment,
+                budget,
             } => {
                 let source = Arc::clone(&self.status);
-                let policy = self.service_retry;
+                let reports = reports.clone();
                 async move {
-                    let query = retry(&policy, decide, |_| {
-                        source.registration_status(registration_id.clone(), assignment.clone())
-                    });
-                    Completion::Input(match tokio::time::timeout(budget, query).await {
-                        Ok(Ok(view)) => Input::StatusReady(view),
-                        Ok(Err(error)) => Input::StatusFailed(error),
-                        Err(_) => Input::StatusFailed(ServiceError::Unavailable {
-                            detail: "no answer in time".into(),
-                        }),
-                    })
+                    let query = source.registration_status(registration_id, assignment);
+                    Completion::Input(
+                        match service_call(Step::Confirming, budget, reports, query).await {
+                            Ok(view) => Input::StatusReady(view),
+                            Err(error) => Input::StatusFailed(error),
+                        },
+                    )
                 }
                 .boxed()
             }

@@ -191,6 +191,9 @@ impl Machine {
             Input::StatusFailed(error) if self.state == State::Confirming => {
                 self.fail(failure::service(&error), &mut actions);
             }
+            Input::ServiceRetrying { step, retry } => {
+                self.on_service_retry(step, retry, now, &mut actions);
+            }
             // Late answers to operations that no longer matter.
             _ => {}
         }
@@ -282,7 +285,37 @@ impl Machine {
 
     fn fetch_assignment(&mut self, registration_id: String, now: u64, actions: &mut Vec<Action>) {
         self.note_start(Step::AwaitingAssignment, now, actions);
-        actions.push(Action::FetchAssignment { registration_id });
+        // The fetch runs beside scanning and connecting: it gets the assignment step's
+        // deadline from its own start, within the overall one.
+        let step_end = now.saturating_add(ms(self.config.deadlines.awaiting_assignment));
+        let budget = self.budget_until(step_end, now);
+        actions.push(Action::FetchAssignment {
+            registration_id,
+            budget,
+        });
+    }
+
+    /// Time from `now` to `until`, capped by the overall deadline.
+    fn budget_until(&self, until: u64, now: u64) -> std::time::Duration {
+        let end = until.min(self.overall_deadline);
+        std::time::Duration::from_millis(end.saturating_sub(now))
+    }
+
+    fn on_service_retry(
+        &mut self,
+        step: Step,
+        retry: super::service_call::ServiceRetry,
+        now: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let kind = ProgressKind::ServiceRetry {
+            attempt: retry.next_attempt,
+            max_attempts: retry.max_attempts,
+            wait_ms: ms(retry.wait),
+            retry_after_ms: retry.retry_after.map(ms),
+            reason: retry.reason,
+        };
+        self.progress(step, kind, now, actions);
     }
 
     fn on_tick(&mut self, now: u64, actions: &mut Vec<Action>) {
@@ -294,7 +327,7 @@ impl Machine {
             self.timer = None;
             match self.state {
                 State::Reconnecting { .. } => self.reconnect(now, actions),
-                State::Confirming => self.query_status(actions),
+                State::Confirming => self.query_status(now, actions),
                 _ => {}
             }
         }
@@ -661,16 +694,18 @@ impl Machine {
         self.wire = None;
         self.state = State::Confirming;
         self.enter(Step::Confirming, now, actions);
-        self.query_status(actions);
+        self.query_status(now, actions);
     }
 
-    fn query_status(&mut self, actions: &mut Vec<Action>) {
+    fn query_status(&mut self, now: u64, actions: &mut Vec<Action>) {
         if let (Some(registration_id), Some(assignment)) =
             (self.registration_id.clone(), self.assignment.clone())
         {
+            let budget = self.budget_until(self.step_deadline.unwrap_or(u64::MAX), now);
             actions.push(Action::QueryStatus {
                 registration_id,
                 assignment,
+                budget,
             });
         }
     }

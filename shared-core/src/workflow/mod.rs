@@ -5,6 +5,7 @@ mod driver;
 mod machine;
 pub mod progress;
 pub mod report;
+pub mod service_call;
 pub mod state;
 pub(crate) mod wire;
 
@@ -13,6 +14,7 @@ pub use progress::{
     IgnoreProgress, ProgressEvent, ProgressKind, ProgressListener, progress_channel,
 };
 pub use report::{CommissioningReport, DeviceRegistration, LinkCounters, StepTiming};
+pub use service_call::{ServiceCallScope, ServiceRetry};
 pub use state::{
     Action, CommissionRequest, Commissioning, CommissioningConfig, DiscriminatorMatch, Input,
     State, StepDeadlines,

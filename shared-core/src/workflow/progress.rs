@@ -52,6 +52,21 @@ pub enum ProgressKind {
         /// The service's status so far.
         status: String,
     },
+    /// A service call (assignment or status) failed transiently and its source waits before
+    /// trying again: "attempt `attempt` of `max_attempts` in `wait_ms`". The counts are the
+    /// source's own (the layer that retries); the workflow does not retry on top.
+    ServiceRetry {
+        /// The attempt made after the wait (2 = the first retry).
+        attempt: u32,
+        /// The source's attempt cap (the step's deadline may end the retries earlier).
+        max_attempts: u32,
+        /// The wait before that attempt, `Retry-After` included.
+        wait_ms: u64,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after_ms: Option<u64>,
+        /// Why the last attempt failed (`unreachable`, `timed_out`, `http_503`, ...).
+        reason: String,
+    },
 }
 
 fn serialize_peripheral<S: serde::Serializer>(id: &PeripheralId, s: S) -> Result<S::Ok, S::Error> {

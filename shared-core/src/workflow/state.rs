@@ -277,12 +277,21 @@ pub enum Input {
     Disconnected,
     /// The assignment source answered.
     AssignmentReady(Assignment),
-    /// The assignment source failed (after the driver's retries).
+    /// The assignment source failed (after its own retries; the workflow does not retry).
     AssignmentFailed(ServiceError),
     /// The registration-status source answered.
     StatusReady(RegistrationView),
-    /// The registration-status source failed (after the driver's retries).
+    /// The registration-status source failed (after its own retries; the workflow does not
+    /// retry).
     StatusFailed(ServiceError),
+    /// A service source scheduled a retry of the call made for `step`
+    /// ([`super::service_call`]).
+    ServiceRetrying {
+        /// The step the call serves (`awaiting_assignment` or `confirming`).
+        step: Step,
+        /// The retry.
+        retry: super::service_call::ServiceRetry,
+    },
     /// Time passed; sent when [`Commissioning::deadline`] is reached.
     Tick,
     /// The user cancelled.
@@ -314,23 +323,28 @@ pub enum Action {
         /// Within how long.
         timeout: Duration,
     },
-    /// Ask the assignment source (retrying with backoff); answer with
-    /// `AssignmentReady`/`AssignmentFailed`.
+    /// Ask the assignment source once (the source retries transient failures itself within
+    /// `budget`, [`super::service_call`]); answer with `AssignmentReady`/`AssignmentFailed`.
     FetchAssignment {
         /// For which device.
         registration_id: String,
+        /// How long the call may take, retries and waits included.
+        budget: Duration,
     },
     /// Write these frames in order; a failure is `Disconnected`.
     Write(Vec<Vec<u8>>),
     /// Close the link.
     Disconnect,
-    /// Ask the registration-status source (retrying with backoff); answer with
-    /// `StatusReady`/`StatusFailed`.
+    /// Ask the registration-status source once (it retries transient failures itself within
+    /// `budget`); answer with `StatusReady`/`StatusFailed`.
     QueryStatus {
         /// For which device.
         registration_id: String,
         /// Under which assignment.
         assignment: Assignment,
+        /// How long the call may take (what is left of the confirming step), retries and
+        /// waits included.
+        budget: Duration,
     },
     /// The device could not join the network; ask the shell for corrected settings (answer
     /// with `NetworkCorrection`). The device keeps its session open and its previous network.

@@ -4,6 +4,7 @@
 mod device_report;
 mod fake_device;
 mod scan_deadline;
+mod service_retries;
 
 use std::{
     sync::{Arc, Mutex},
