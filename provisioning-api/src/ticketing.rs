@@ -224,7 +224,11 @@ mod tests {
     use fieldlink_protocol::ticket::TrustAnchors;
 
     use super::*;
-    use crate::{clock::ManualClock, model::AssignmentStatus, storage::SqliteStorage};
+    use crate::{
+        clock::ManualClock,
+        model::AssignmentStatus,
+        storage::{SecretsKey, SecretsKeyring, SqliteStorage},
+    };
 
     fn assignment() -> Assignment {
         Assignment {
@@ -245,9 +249,12 @@ mod tests {
     async fn keys_persist_rotate_and_verify() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage: Arc<dyn Storage> = Arc::new(
-            SqliteStorage::open(dir.path().join("keys.db"))
-                .await
-                .expect("open"),
+            SqliteStorage::open_sealed(
+                dir.path().join("keys.db"),
+                SecretsKeyring::new(SecretsKey::generate()),
+            )
+            .await
+            .expect("open"),
         );
         let clock = Arc::new(ManualClock::new(1_000_000));
         let keyring = TicketKeyring::open(storage.clone(), clock.clone())

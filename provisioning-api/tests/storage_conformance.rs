@@ -1,7 +1,9 @@
 //! One conformance suite for the [`Storage`] trait, run against SQLite and PostgreSQL.
 //!
 //! Each check is a function generic over `&dyn Storage`; the macro at the bottom instantiates
-//! every check for both backends (PostgreSQL in its own fresh schema per test).
+//! every check for both backends (PostgreSQL in its own fresh schema per test). The
+//! secrets-at-rest checks take the whole [`TestStorage`] (they read columns with plain SQL and
+//! reopen the database with other keys).
 
 mod support;
 
@@ -12,11 +14,12 @@ use fieldlink_provisioning_api::{
     model::{AllowlistEntry, AssignmentStatus, InstanceState, NewDpsInstance},
     storage::{
         AssignError, AssignKind, AssignMode, AssignRequest, ClaimOutcome, DeviceLookup,
-        IdempotencyClaim, PoolError, Storage, TicketKeyState,
+        IdempotencyClaim, PoolError, SecretsKey, SecretsKeyring, Storage, StorageError,
+        StoredTicketKey, TicketKeyState,
     },
     ticketing::generate_key,
 };
-use support::{Backend, TestStorage, device_ids, instance_spec};
+use support::{Backend, TestStorage, device_ids, fresh_secrets, instance_spec};
 
 const NOW: i64 = 1_800_000_000_000;
 
@@ -529,6 +532,311 @@ async fn ticket_keys_rotate(storage: Arc<dyn Storage>) {
     assert!(s.retire_ticket_key(&first.key_id).await.expect("retire"));
     assert_eq!(s.ticket_keys().await.expect("keys").len(), 1);
 }
+
+/// The DPS service key every test instance carries (`instance_spec`), and its decoded text.
+const SERVICE_KEY: &str = "c2VjcmV0LWtleQ==";
+const SERVICE_KEY_TEXT: &str = "secret-key";
+
+fn pem_body_lines(key: &StoredTicketKey) -> Vec<String> {
+    key.private_pkcs8_pem
+        .expose()
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn raw_pem(store: &TestStorage, key_id: &str) -> String {
+    store
+        .raw_column(&format!(
+            "SELECT private_pkcs8_pem FROM ticket_keys WHERE key_id = '{key_id}'"
+        ))
+        .await
+        .into_iter()
+        .next()
+        .flatten()
+        .expect("stored ticket key")
+}
+
+async fn raw_service_key(store: &TestStorage, name: &str) -> String {
+    store
+        .raw_column(&format!(
+            "SELECT service_key FROM dps_instances WHERE name = '{name}'"
+        ))
+        .await
+        .into_iter()
+        .next()
+        .flatten()
+        .expect("stored service key")
+}
+
+fn assert_sealed(raw: &str, secrets: &SecretsKeyring, secret_parts: &[String]) {
+    assert!(
+        raw.starts_with(&format!("sealed:v1:{}:", secrets.current_id())),
+        "not sealed with the current key: {raw}"
+    );
+    assert!(!raw.contains("PRIVATE KEY"), "PEM armour at rest: {raw}");
+    for part in secret_parts {
+        assert!(
+            !raw.contains(part.as_str()),
+            "secret {part:?} at rest in {raw}"
+        );
+    }
+}
+
+async fn service_key_of(storage: &dyn Storage, name: &str) -> Result<String, StorageError> {
+    Ok(storage
+        .instance(name)
+        .await?
+        .expect("instance")
+        .service_credentials
+        .expect("credentials")
+        .key
+        .expose()
+        .to_owned())
+}
+
+/// Sealed at rest, readable through the store, and a mismatched KEK is a typed start-up error.
+async fn secrets_are_sealed_at_rest(store: &TestStorage) {
+    let s = store.storage.as_ref();
+    s.add_instance(spec("a", 10, 100), NOW).await.expect("add");
+    let key = generate_key(NOW).expect("key");
+    assert!(s.put_ticket_key(key.clone(), false).await.expect("put"));
+
+    let raw = raw_pem(store, &key.key_id).await;
+    assert_sealed(&raw, &store.secrets, &pem_body_lines(&key));
+    let raw_service = raw_service_key(store, "a").await;
+    assert_sealed(
+        &raw_service,
+        &store.secrets,
+        &[
+            SERVICE_KEY.to_owned(),
+            SERVICE_KEY[..12].to_owned(),
+            SERVICE_KEY_TEXT.to_owned(),
+        ],
+    );
+
+    let keys = s.ticket_keys().await.expect("keys");
+    assert_eq!(keys[0].private_pkcs8_pem, key.private_pkcs8_pem);
+    assert_eq!(service_key_of(s, "a").await.expect("opens"), SERVICE_KEY);
+    assert_eq!(s.list_instances().await.expect("list").len(), 1);
+
+    // Restarting with the same key changes nothing (the migration is idempotent).
+    let again = store.reopen(store.secrets.clone()).await.expect("same key");
+    assert_eq!(raw_pem(store, &key.key_id).await, raw);
+    assert_eq!(raw_service_key(store, "a").await, raw_service);
+    assert_eq!(
+        service_key_of(again.as_ref(), "a").await.expect("opens"),
+        SERVICE_KEY
+    );
+
+    // Another key is refused at start-up with a typed error naming both key ids.
+    let wrong = fresh_secrets();
+    let refused = store
+        .reopen(wrong.clone())
+        .await
+        .err()
+        .expect("wrong key refused");
+    assert_eq!(refused.code(), "secrets_key_mismatch", "{refused}");
+    assert!(matches!(refused, StorageError::SecretsKeyMismatch { .. }));
+    let message = refused.to_string();
+    assert!(message.contains(store.secrets.current_id()), "{message}");
+    assert!(message.contains(wrong.current_id()), "{message}");
+    // An ephemeral key is "another key" too.
+    assert_eq!(
+        store
+            .reopen(SecretsKeyring::ephemeral())
+            .await
+            .err()
+            .expect("ephemeral refused")
+            .code(),
+        "secrets_key_mismatch"
+    );
+    // Nothing was rewritten by the refused starts.
+    assert_eq!(raw_pem(store, &key.key_id).await, raw);
+}
+
+/// A previous KEK opens, and start-up re-seals everything with the current one.
+async fn secrets_key_rotation_reseals(store: &TestStorage) {
+    let s = store.storage.as_ref();
+    s.add_instance(spec("a", 10, 100), NOW).await.expect("add");
+    let key = generate_key(NOW).expect("key");
+    s.put_ticket_key(key.clone(), false).await.expect("put");
+
+    let old = store.secrets.clone();
+    let new_key = SecretsKey::generate();
+    let rotating = SecretsKeyring::new(new_key.clone()).with_previous(store.secrets_key.clone());
+    let rotated = store
+        .reopen(rotating.clone())
+        .await
+        .expect("rotation start");
+    let raw = raw_pem(store, &key.key_id).await;
+    assert_sealed(&raw, &rotating, &pem_body_lines(&key));
+    assert_sealed(
+        &raw_service_key(store, "a").await,
+        &rotating,
+        &[SERVICE_KEY.to_owned()],
+    );
+    assert_eq!(
+        rotated.ticket_keys().await.expect("keys")[0].private_pkcs8_pem,
+        key.private_pkcs8_pem
+    );
+    assert_eq!(
+        service_key_of(rotated.as_ref(), "a").await.expect("opens"),
+        SERVICE_KEY
+    );
+    // The new key alone now suffices; the old one alone no longer does.
+    let after = store
+        .reopen(SecretsKeyring::new(new_key))
+        .await
+        .expect("new key alone");
+    assert_eq!(
+        service_key_of(after.as_ref(), "a").await.expect("opens"),
+        SERVICE_KEY
+    );
+    assert_eq!(
+        store.reopen(old).await.err().expect("old key alone").code(),
+        "secrets_key_mismatch"
+    );
+}
+
+/// Rows written in plaintext before sealing existed are sealed at the next start.
+async fn plaintext_legacy_rows_are_migrated(store: &TestStorage) {
+    let s = store.storage.as_ref();
+    s.add_instance(spec("a", 10, 100), NOW).await.expect("add");
+    let key = generate_key(NOW + 5).expect("key");
+    let pem = key.private_pkcs8_pem.expose().to_owned();
+    store
+        .raw_execute(&format!(
+            "INSERT INTO ticket_keys (key_id, private_pkcs8_pem, public_key, state, \
+             created_at_ms) VALUES ('{}', '{pem}', '{}', 'current', {}); \
+             UPDATE dps_instances SET service_key = '{SERVICE_KEY}' WHERE name = 'a';",
+            key.key_id,
+            hex::encode(key.public_key),
+            NOW + 5
+        ))
+        .await;
+    // Until the migration runs, plaintext is refused rather than trusted.
+    assert_eq!(
+        s.ticket_keys().await.expect_err("plaintext refused").code(),
+        "secret_not_sealed"
+    );
+    // An ephemeral key never seals legacy plaintext (it would be lost at exit).
+    assert_eq!(
+        store
+            .reopen(SecretsKeyring::ephemeral())
+            .await
+            .err()
+            .expect("ephemeral refused")
+            .code(),
+        "secrets_key_required"
+    );
+    let migrated = store.reopen(store.secrets.clone()).await.expect("migrates");
+    let raw = raw_pem(store, &key.key_id).await;
+    assert_sealed(&raw, &store.secrets, &pem_body_lines(&key));
+    let raw_service = raw_service_key(store, "a").await;
+    assert_sealed(&raw_service, &store.secrets, &[SERVICE_KEY.to_owned()]);
+    assert_eq!(
+        migrated.ticket_keys().await.expect("keys")[0]
+            .private_pkcs8_pem
+            .expose(),
+        pem
+    );
+    assert_eq!(service_key_of(s, "a").await.expect("opens"), SERVICE_KEY);
+    // Idempotent: a second start leaves the sealed values as they are.
+    store.reopen(store.secrets.clone()).await.expect("again");
+    assert_eq!(raw_pem(store, &key.key_id).await, raw);
+    assert_eq!(raw_service_key(store, "a").await, raw_service);
+}
+
+/// A sealed value copied into another row does not open there.
+async fn sealed_values_are_bound_to_their_row(store: &TestStorage) {
+    let s = store.storage.as_ref();
+    s.add_instance(spec("a", 10, 100), NOW)
+        .await
+        .expect("add a");
+    s.add_instance(spec("b", 10, 100), NOW)
+        .await
+        .expect("add b");
+    let first = generate_key(NOW).expect("key");
+    let second = generate_key(NOW + 1).expect("key");
+    s.put_ticket_key(first.clone(), false).await.expect("put");
+    s.put_ticket_key(second.clone(), true)
+        .await
+        .expect("rotate");
+    assert_eq!(s.ticket_keys().await.expect("keys").len(), 2);
+
+    store
+        .raw_execute(
+            "UPDATE dps_instances SET service_key = \
+             (SELECT service_key FROM dps_instances WHERE name = 'a') WHERE name = 'b'",
+        )
+        .await;
+    let moved = service_key_of(s, "b").await.expect_err("moved key refused");
+    assert_eq!(moved.code(), "sealed_secret_invalid", "{moved}");
+    assert!(moved.to_string().contains("\"b\""), "{moved}");
+    assert_eq!(
+        service_key_of(s, "a").await.expect("a still opens"),
+        SERVICE_KEY
+    );
+
+    store
+        .raw_execute(&format!(
+            "UPDATE ticket_keys SET private_pkcs8_pem = \
+             (SELECT private_pkcs8_pem FROM ticket_keys WHERE key_id = '{}') \
+             WHERE key_id = '{}'",
+            first.key_id, second.key_id
+        ))
+        .await;
+    let error = s.ticket_keys().await.expect_err("moved ticket key refused");
+    assert!(
+        matches!(error, StorageError::SealedSecretInvalid { .. }),
+        "{error}"
+    );
+    // And a restart refuses the database instead of signing with a swapped key.
+    assert_eq!(
+        store
+            .reopen(store.secrets.clone())
+            .await
+            .err()
+            .expect("refused at start")
+            .code(),
+        "sealed_secret_invalid"
+    );
+}
+
+macro_rules! secrets_at_rest {
+    ($($check:ident),* $(,)?) => {
+        mod sealing_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let store = super::TestStorage::open(super::Backend::Sqlite).await.expect("sqlite");
+                    super::$check(&store).await;
+                    store.cleanup().await;
+                }
+            )*
+        }
+        mod sealing_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    if let Some(store) = super::TestStorage::open(super::Backend::Postgres).await {
+                        super::$check(&store).await;
+                        store.cleanup().await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+secrets_at_rest!(
+    secrets_are_sealed_at_rest,
+    secrets_key_rotation_reseals,
+    plaintext_legacy_rows_are_migrated,
+    sealed_values_are_bound_to_their_row,
+);
 
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {

@@ -12,8 +12,10 @@ use std::{
 
 use fieldlink_dps_emulator::tls::CertificateAuthority;
 use fieldlink_provisioning_api::{
-    ApiConfig, ProvisioningApi, server::serve_router_tls, settings::TlsSettings,
-    storage::SqliteStorage,
+    ApiConfig, ProvisioningApi,
+    server::serve_router_tls,
+    settings::{TlsSettings, write_new_secrets_key_file},
+    storage::{SecretsKey, SecretsKeyring, SqliteStorage},
 };
 
 fn client(ca: Option<&str>) -> reqwest::Client {
@@ -29,7 +31,8 @@ fn client(ca: Option<&str>) -> reqwest::Client {
 }
 
 async fn api(dir: &tempfile::TempDir) -> ProvisioningApi {
-    let storage = SqliteStorage::open(dir.path().join("api.db"))
+    let secrets = SecretsKeyring::new(SecretsKey::generate());
+    let storage = SqliteStorage::open_sealed(dir.path().join("api.db"), secrets)
         .await
         .unwrap();
     ProvisioningApi::builder(ApiConfig::default(), Arc::new(storage))
@@ -181,12 +184,15 @@ async fn the_binary_serves_tls_from_its_settings_and_refuses_public_plain_http()
     assert!(stderr.contains("loopback"), "{stderr}");
 
     let port = free_port();
+    let secrets_key = dir.path().join("secrets.key");
+    write_new_secrets_key_file(&secrets_key).unwrap();
     std::fs::write(
         &config,
         serde_json::json!({
             "listen": format!("127.0.0.1:{port}"),
             "tls": {"cert_file": cert, "key_file": key},
-            "storage": {"sqlite": {"path": dir.path().join("api.db")}}
+            "storage": {"sqlite": {"path": dir.path().join("api.db")}},
+            "secrets_key_file": secrets_key
         })
         .to_string(),
     )
@@ -195,6 +201,7 @@ async fn the_binary_serves_tls_from_its_settings_and_refuses_public_plain_http()
         .args(["--config"])
         .arg(&config)
         .env_remove("FIELDLINK_API_CONFIG")
+        .env_remove("FIELDLINK_API_SECRETS_KEY")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -187,6 +187,11 @@ impl PostgresStorage {
         Ok(())
     }
 
+    /// The schema this store lives in (`None`: the connection's default).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool

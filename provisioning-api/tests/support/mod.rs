@@ -9,7 +9,10 @@ use fieldlink_provisioning_api::{
     auth::Role,
     clock::{Clock, ManualClock, SystemClock},
     dps::DpsServiceClient,
-    storage::{PostgresOptions, PostgresStorage, SqliteStorage, Storage},
+    storage::{
+        PostgresOptions, PostgresStorage, SecretsKey, SecretsKeyring, SqliteStorage, Storage,
+        StorageError,
+    },
     test_tokens::TokenMinter,
 };
 use reqwest::{Method, StatusCode};
@@ -45,44 +48,135 @@ pub fn postgres_url() -> Option<String> {
 /// A storage backend with its clean-up.
 pub struct TestStorage {
     pub storage: Arc<dyn Storage>,
+    /// The secrets key the store was opened with, and as a keyring.
+    pub secrets_key: SecretsKey,
+    pub secrets: SecretsKeyring,
     postgres: Option<PostgresStorage>,
+    postgres_url: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
+/// A keyring with a fresh random secrets key.
+pub fn fresh_secrets() -> SecretsKeyring {
+    SecretsKeyring::new(SecretsKey::generate())
+}
+
 impl TestStorage {
-    /// A fresh, empty store; `None` when PostgreSQL is not configured locally.
+    /// A fresh, empty store sealed with a fresh key; `None` when PostgreSQL is not configured
+    /// locally.
     pub async fn open(backend: Backend) -> Option<Self> {
+        let secrets_key = SecretsKey::generate();
+        let secrets = SecretsKeyring::new(secrets_key.clone());
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let storage = SqliteStorage::open(dir.path().join("api.db"))
-                    .await
-                    .expect("open sqlite");
+                let storage =
+                    SqliteStorage::open_sealed(dir.path().join("api.db"), secrets.clone())
+                        .await
+                        .expect("open sqlite");
                 Some(Self {
                     storage: Arc::new(storage),
+                    secrets_key,
+                    secrets,
                     postgres: None,
+                    postgres_url: None,
                     _dir: Some(dir),
                 })
             }
             Backend::Postgres => {
                 let url = postgres_url()?;
                 let schema = format!("test_{}", uuid::Uuid::new_v4().simple());
-                let storage = PostgresStorage::connect(
+                let storage = PostgresStorage::connect_sealed(
                     &url,
                     PostgresOptions {
                         schema: Some(schema),
                         max_connections: 12,
                         acquire_timeout: Duration::from_secs(30),
                     },
+                    secrets.clone(),
                 )
                 .await
                 .expect("connect to PostgreSQL");
                 Some(Self {
                     storage: Arc::new(storage.clone()),
+                    secrets_key,
+                    secrets,
                     postgres: Some(storage),
+                    postgres_url: Some(url),
                     _dir: None,
                 })
             }
+        }
+    }
+
+    /// Opens the same database again (as a restarted replica would) with `secrets`.
+    pub async fn reopen(&self, secrets: SecretsKeyring) -> Result<Arc<dyn Storage>, StorageError> {
+        match (&self._dir, &self.postgres_url) {
+            (Some(dir), _) => Ok(Arc::new(
+                SqliteStorage::open_sealed(dir.path().join("api.db"), secrets).await?,
+            )),
+            (None, Some(url)) => {
+                let schema = self
+                    .postgres
+                    .as_ref()
+                    .and_then(|pg| pg.schema().map(str::to_owned));
+                Ok(Arc::new(
+                    PostgresStorage::connect_sealed(
+                        url,
+                        PostgresOptions {
+                            schema,
+                            max_connections: 2,
+                            acquire_timeout: Duration::from_secs(30),
+                        },
+                        secrets,
+                    )
+                    .await?,
+                ))
+            }
+            (None, None) => unreachable!("a test store is SQLite or PostgreSQL"),
+        }
+    }
+
+    /// The first column of every row of `sql`, as text (plain SQL, around the store).
+    pub async fn raw_column(&self, sql: &str) -> Vec<Option<String>> {
+        match (&self._dir, &self.postgres) {
+            (Some(dir), _) => {
+                let conn = rusqlite::Connection::open(dir.path().join("api.db")).expect("open");
+                let mut stmt = conn.prepare(sql).expect("prepare");
+                stmt.query_map([], |r| r.get(0))
+                    .expect("query")
+                    .collect::<Result<_, _>>()
+                    .expect("rows")
+            }
+            (None, Some(pg)) => {
+                use sqlx::Row;
+                sqlx::query(sql)
+                    .fetch_all(pg.pool())
+                    .await
+                    .expect("query")
+                    .iter()
+                    .map(|row| row.try_get(0).expect("text column"))
+                    .collect()
+            }
+            (None, None) => unreachable!("a test store is SQLite or PostgreSQL"),
+        }
+    }
+
+    /// Runs a plain SQL statement around the store.
+    pub async fn raw_execute(&self, sql: &str) {
+        match (&self._dir, &self.postgres) {
+            (Some(dir), _) => {
+                let conn = rusqlite::Connection::open(dir.path().join("api.db")).expect("open");
+                conn.busy_timeout(Duration::from_secs(5)).expect("timeout");
+                conn.execute_batch(sql).expect("execute");
+            }
+            (None, Some(pg)) => {
+                sqlx::raw_sql(sql)
+                    .execute(pg.pool())
+                    .await
+                    .expect("execute");
+            }
+            (None, None) => unreachable!("a test store is SQLite or PostgreSQL"),
         }
     }
 
