@@ -15,7 +15,7 @@ use fieldlink_provisioning_api::{
     auth::TenantSource,
     dps::{http::HttpDpsServiceClient, status::RegistrationStatusConfig},
     model::{AllowlistEntry, NewDpsInstance},
-    storage::SqliteStorage,
+    storage::{SecretsKey, SecretsKeyring, SqliteStorage},
 };
 use serde_json::json;
 
@@ -98,9 +98,13 @@ pub async fn start(parts: ApiParts<'_>) -> Result<StackApi, CliError> {
     let ca_pem = parts.ca.cert_pem();
     let dir = tempfile::tempdir().map_err(|error| failed("temporary directory", error))?;
     let storage = Arc::new(
-        SqliteStorage::open(dir.path().join("api.db"))
-            .await
-            .map_err(|error| failed("SQLite", error))?,
+        // A temporary database: a fresh secrets key that lives (and dies) with it.
+        SqliteStorage::open_sealed(
+            dir.path().join("api.db"),
+            SecretsKeyring::new(SecretsKey::generate()),
+        )
+        .await
+        .map_err(|error| failed("SQLite", error))?,
     );
     let mut trusted = parts.issuer.issuer.trusted_issuer();
     trusted.tenant = TenantSource::Fixed(TENANT.to_owned());
