@@ -88,41 +88,14 @@ pub struct SymmetricKeyRegistrationResult {
     pub enrollment_group_id: Option<String>,
 }
 
-/// `DeviceRegistrationResult` (device API).
+/// `DeviceRegistrationResult` (device API): the fields of [`DeviceRegistrationState`], in the
+/// same order, then the attestation result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceRegistrationResult {
-    /// The registration ID.
-    pub registration_id: String,
-    /// First registration time.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub created_date_time_utc: Option<String>,
-    /// Assigned IoT hub host name.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub assigned_hub: Option<String>,
-    /// Device ID in the hub.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub device_id: Option<String>,
-    /// Status.
-    pub status: RegistrationStatus,
-    /// Substatus (assigned only).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub substatus: Option<Substatus>,
-    /// Error code (failed only).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub error_code: Option<i32>,
-    /// Error message (failed only).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub error_message: Option<String>,
-    /// Last update time.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub last_updated_date_time_utc: Option<String>,
-    /// Entity tag.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub etag: Option<String>,
-    /// Custom allocation payload (never set by this emulator).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub payload: Option<Value>,
+    /// The registration as the service API shows it.
+    #[serde(flatten)]
+    pub state: DeviceRegistrationState,
     /// Symmetric-key attestation result.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub symmetric_key: Option<SymmetricKeyRegistrationResult>,
@@ -131,19 +104,7 @@ pub struct DeviceRegistrationResult {
 impl DeviceRegistrationResult {
     /// The service-API view of the same registration.
     pub fn to_state(&self) -> DeviceRegistrationState {
-        DeviceRegistrationState {
-            registration_id: self.registration_id.clone(),
-            created_date_time_utc: self.created_date_time_utc.clone(),
-            assigned_hub: self.assigned_hub.clone(),
-            device_id: self.device_id.clone(),
-            status: self.status,
-            substatus: self.substatus,
-            error_code: self.error_code,
-            error_message: self.error_message.clone(),
-            last_updated_date_time_utc: self.last_updated_date_time_utc.clone(),
-            etag: self.etag.clone(),
-            payload: self.payload.clone(),
-        }
+        self.state.clone()
     }
 }
 
@@ -210,6 +171,25 @@ pub struct DeviceRegistrationState {
     /// Custom allocation payload.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub payload: Option<Value>,
+}
+
+impl DeviceRegistrationState {
+    /// A registration with only its ID and status (every optional field absent).
+    pub fn new(registration_id: &str, status: RegistrationStatus) -> Self {
+        Self {
+            registration_id: registration_id.to_owned(),
+            created_date_time_utc: None,
+            assigned_hub: None,
+            device_id: None,
+            status,
+            substatus: None,
+            error_code: None,
+            error_message: None,
+            last_updated_date_time_utc: None,
+            etag: None,
+            payload: None,
+        }
+    }
 }
 
 /// Whether an enrollment accepts registrations.
@@ -424,6 +404,54 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(timestamp_utc(at), "2026-01-02T03:04:05.1234567Z");
+    }
+
+    fn full_result() -> DeviceRegistrationResult {
+        DeviceRegistrationResult {
+            state: DeviceRegistrationState {
+                registration_id: "dev-1".to_owned(),
+                created_date_time_utc: Some("2026-01-02T03:04:05.1234567Z".to_owned()),
+                assigned_hub: Some("hub-a.azure-devices.net".to_owned()),
+                device_id: Some("device-1".to_owned()),
+                status: RegistrationStatus::Assigned,
+                substatus: Some(Substatus::InitialAssignment),
+                error_code: Some(400_209),
+                error_message: Some("message".to_owned()),
+                last_updated_date_time_utc: Some("2026-01-02T03:04:06.0000000Z".to_owned()),
+                etag: Some("\"etag\"".to_owned()),
+                payload: Some(serde_json::json!({ "k": 1 })),
+            },
+            symmetric_key: Some(SymmetricKeyRegistrationResult {
+                enrollment_group_id: Some("group".to_owned()),
+            }),
+        }
+    }
+
+    #[test]
+    fn registration_results_and_states_keep_their_wire_form() {
+        let result = full_result();
+        let expected = r#"{"registrationId":"dev-1","createdDateTimeUtc":"2026-01-02T03:04:05.1234567Z","assignedHub":"hub-a.azure-devices.net","deviceId":"device-1","status":"assigned","substatus":"initialAssignment","errorCode":400209,"errorMessage":"message","lastUpdatedDateTimeUtc":"2026-01-02T03:04:06.0000000Z","etag":"\"etag\"","payload":{"k":1}"#;
+        let text = serde_json::to_string(&result).unwrap();
+        assert_eq!(
+            text,
+            format!(r#"{expected},"symmetricKey":{{"enrollmentGroupId":"group"}}}}"#)
+        );
+        assert_eq!(
+            serde_json::from_str::<DeviceRegistrationResult>(&text).unwrap(),
+            result
+        );
+        assert_eq!(
+            serde_json::to_string(&result.to_state()).unwrap(),
+            format!("{expected}}}")
+        );
+        let stub = DeviceRegistrationResult {
+            state: DeviceRegistrationState::new("dev-1", RegistrationStatus::Assigning),
+            symmetric_key: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&stub).unwrap(),
+            r#"{"registrationId":"dev-1","status":"assigning"}"#
+        );
     }
 
     #[test]

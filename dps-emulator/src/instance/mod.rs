@@ -375,7 +375,7 @@ impl InstanceState {
         let assigned = self
             .registrations
             .values()
-            .filter(|r| r.result.status == crate::model::RegistrationStatus::Assigned)
+            .filter(|r| r.result.state.status == crate::model::RegistrationStatus::Assigned)
             .count();
         Utilisation {
             registrations: self.registrations.len() as u64,

@@ -86,24 +86,20 @@ impl Instance {
             .entry(registration_id.to_owned())
             .or_insert_with(|| Registration {
                 result: DeviceRegistrationResult {
-                    registration_id: registration_id.to_owned(),
-                    created_date_time_utc: Some(wall.clone()),
-                    assigned_hub: None,
-                    device_id: None,
-                    status: RegistrationStatus::Assigning,
-                    substatus: None,
-                    error_code: None,
-                    error_message: None,
-                    last_updated_date_time_utc: None,
-                    etag: None,
-                    payload: None,
+                    state: DeviceRegistrationState {
+                        created_date_time_utc: Some(wall.clone()),
+                        ..DeviceRegistrationState::new(
+                            registration_id,
+                            RegistrationStatus::Assigning,
+                        )
+                    },
                     symmetric_key: None,
                 },
                 first_hub: None,
                 current_operation: None,
             });
-        record.result.status = RegistrationStatus::Assigning;
-        record.result.last_updated_date_time_utc = Some(wall);
+        record.result.state.status = RegistrationStatus::Assigning;
+        record.result.state.last_updated_date_time_utc = Some(wall);
         record.current_operation = Some(operation_id.clone());
         let ready_at = now + Duration::from_millis(state.knobs.assignment_delay_ms);
         let seq = state.seq;
@@ -169,7 +165,7 @@ impl Instance {
             Some(result) => OperationPoll {
                 status: RegistrationOperationStatus {
                     operation_id: operation_id.to_owned(),
-                    status: result.status,
+                    status: result.state.status,
                     registration_state: Some(result.clone()),
                 },
                 finished: true,
@@ -235,17 +231,7 @@ impl Instance {
 
 fn assigning_stub(registration_id: &str) -> DeviceRegistrationResult {
     DeviceRegistrationResult {
-        registration_id: registration_id.to_owned(),
-        created_date_time_utc: None,
-        assigned_hub: None,
-        device_id: None,
-        status: RegistrationStatus::Assigning,
-        substatus: None,
-        error_code: None,
-        error_message: None,
-        last_updated_date_time_utc: None,
-        etag: None,
-        payload: None,
+        state: DeviceRegistrationState::new(registration_id, RegistrationStatus::Assigning),
         symmetric_key: None,
     }
 }
@@ -333,32 +319,28 @@ impl InstanceState {
         let record = self.registrations.get_mut(&registration_id);
         let (previous_hub, first_hub, previous_substatus, created) = match &record {
             Some(r) => (
-                r.result.assigned_hub.clone(),
+                r.result.state.assigned_hub.clone(),
                 r.first_hub.clone(),
-                r.result.substatus,
-                r.result.created_date_time_utc.clone(),
+                r.result.state.substatus,
+                r.result.state.created_date_time_utc.clone(),
             ),
             None => (None, None, None, Some(wall.clone())),
         };
         let mut result = DeviceRegistrationResult {
-            registration_id: registration_id.clone(),
-            created_date_time_utc: created,
-            assigned_hub: None,
-            device_id: None,
-            status: RegistrationStatus::Assigned,
-            substatus: None,
-            error_code: None,
-            error_message: None,
-            last_updated_date_time_utc: Some(wall),
-            etag: Some(etag),
-            payload,
+            state: DeviceRegistrationState {
+                created_date_time_utc: created,
+                last_updated_date_time_utc: Some(wall),
+                etag: Some(etag),
+                payload,
+                ..DeviceRegistrationState::new(&registration_id, RegistrationStatus::Assigned)
+            },
             symmetric_key: Some(SymmetricKeyRegistrationResult {
                 enrollment_group_id: group,
             }),
         };
         match planned {
             Planned::Assign { hub, device_id } => {
-                result.substatus = Some(match (&previous_hub, &first_hub) {
+                result.state.substatus = Some(match (&previous_hub, &first_hub) {
                     (None, _) => Substatus::InitialAssignment,
                     (Some(prev), _) if prev.eq_ignore_ascii_case(&hub) => {
                         previous_substatus.unwrap_or(Substatus::InitialAssignment)
@@ -368,19 +350,19 @@ impl InstanceState {
                     }
                     (Some(_), _) => Substatus::DeviceDataMigrated,
                 });
-                result.assigned_hub = Some(hub);
-                result.device_id = Some(device_id);
+                result.state.assigned_hub = Some(hub);
+                result.state.device_id = Some(device_id);
                 self.counters.assigned += 1;
             }
             Planned::Disabled => {
-                result.status = RegistrationStatus::Disabled;
+                result.state.status = RegistrationStatus::Disabled;
                 result.symmetric_key = None;
                 self.counters.disabled += 1;
             }
             Planned::Failed { code, message } => {
-                result.status = RegistrationStatus::Failed;
-                result.error_code = Some(code);
-                result.error_message = Some(message);
+                result.state.status = RegistrationStatus::Failed;
+                result.state.error_code = Some(code);
+                result.state.error_message = Some(message);
                 self.counters.failed += 1;
             }
         }
@@ -388,7 +370,7 @@ impl InstanceState {
             && record.current_operation.as_deref() == Some(operation_id)
         {
             if record.first_hub.is_none() {
-                record.first_hub = result.assigned_hub.clone();
+                record.first_hub = result.state.assigned_hub.clone();
             }
             record.result = result.clone();
             record.current_operation = None;
