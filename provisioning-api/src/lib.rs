@@ -11,12 +11,16 @@
 //! ```no_run
 //! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use fieldlink_provisioning_api::{ApiConfig, ProvisioningApi, storage::SqliteStorage};
+//! use fieldlink_provisioning_api::{ApiConfig, ProvisioningApi};
+//! use fieldlink_provisioning_api::storage::{SecretsKey, SecretsKeyring, SqliteStorage};
 //! use fieldlink_provisioning_api::test_tokens::TokenMinter;
 //!
 //! let minter = TokenMinter::new("https://issuer.test", "fieldlink-api");
 //! let config = ApiConfig { issuers: vec![minter.trusted_issuer()], ..ApiConfig::default() };
-//! let storage = Arc::new(SqliteStorage::open("api.db").await?);
+//! // The secrets in the database are sealed with this key; keep a persistent database's key
+//! // in a 0600 file (`settings::read_secrets_key_file`), see "Secrets at rest".
+//! let secrets = SecretsKeyring::new(SecretsKey::generate());
+//! let storage = Arc::new(SqliteStorage::open_sealed("api.db", secrets).await?);
 //! let api = ProvisioningApi::builder(config, storage).build().await?;
 //! let running = api.bind("127.0.0.1:0".parse()?).await?;
 //! println!("listening on {}", running.base_url());
