@@ -72,19 +72,28 @@ pub(crate) async fn remove(
     tagged("admin", Some(name), result)
 }
 
+/// Parses a setting from the body, applies it to instance `name` with `apply`, and answers
+/// with the instance.
+fn update_instance<T: DeserializeOwned>(
+    control: &EmulatorControl,
+    name: String,
+    body: &Bytes,
+    apply: impl FnOnce(&EmulatorControl, &str, T) -> Result<(), InstanceError>,
+) -> Response {
+    let result = parse::<T>(body).and_then(|setting| {
+        apply(control, &name, setting).map_err(from_instance_error)?;
+        info_or_404(control, &name)
+    });
+    tagged("admin", Some(name), result)
+}
+
 /// `PUT /emulator/instances/{name}/linkedHubs` with `[LinkedHub]`.
 pub(crate) async fn set_linked_hubs(
     State(control): State<EmulatorControl>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let result = parse::<Vec<LinkedHub>>(&body).and_then(|hubs| {
-        control
-            .set_linked_hubs(&name, hubs)
-            .map_err(from_instance_error)?;
-        info_or_404(&control, &name)
-    });
-    tagged("admin", Some(name), result)
+    update_instance(&control, name, &body, EmulatorControl::set_linked_hubs)
 }
 
 /// `PUT /emulator/instances/{name}/knobs` with [`Knobs`].
@@ -93,13 +102,7 @@ pub(crate) async fn set_knobs(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let result = parse::<Knobs>(&body).and_then(|knobs| {
-        control
-            .set_knobs(&name, knobs)
-            .map_err(from_instance_error)?;
-        info_or_404(&control, &name)
-    });
-    tagged("admin", Some(name), result)
+    update_instance(&control, name, &body, EmulatorControl::set_knobs)
 }
 
 /// `PUT /emulator/instances/{name}/limits` with [`Limits`].
@@ -108,11 +111,5 @@ pub(crate) async fn set_limits(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let result = parse::<Limits>(&body).and_then(|limits| {
-        control
-            .set_limits(&name, limits)
-            .map_err(from_instance_error)?;
-        info_or_404(&control, &name)
-    });
-    tagged("admin", Some(name), result)
+    update_instance(&control, name, &body, EmulatorControl::set_limits)
 }
