@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::{json_response, tagged};
-use crate::config::{InstanceConfig, Knobs, Limits, LinkedHub};
+use crate::config::InstanceConfig;
 use crate::control::EmulatorControl;
 use crate::error::DpsError;
 use crate::instance::InstanceError;
@@ -96,7 +96,7 @@ pub(crate) async fn set_linked_hubs(
     update_instance(&control, name, &body, EmulatorControl::set_linked_hubs)
 }
 
-/// `PUT /emulator/instances/{name}/knobs` with [`Knobs`].
+/// `PUT /emulator/instances/{name}/knobs` with [`Knobs`](crate::config::Knobs).
 pub(crate) async fn set_knobs(
     State(control): State<EmulatorControl>,
     Path(name): Path<String>,
@@ -105,7 +105,7 @@ pub(crate) async fn set_knobs(
     update_instance(&control, name, &body, EmulatorControl::set_knobs)
 }
 
-/// `PUT /emulator/instances/{name}/limits` with [`Limits`].
+/// `PUT /emulator/instances/{name}/limits` with [`Limits`](crate::config::Limits).
 pub(crate) async fn set_limits(
     State(control): State<EmulatorControl>,
     Path(name): Path<String>,
