@@ -58,14 +58,16 @@ pub enum SecretsKeyError {
 impl SecretsKey {
     /// Wraps 32 key bytes.
     pub fn from_bytes(bytes: [u8; SECRETS_KEY_LEN]) -> Self {
-        let id = hex::encode(
-            &Sha256::new_with_prefix(b"fieldlink secrets key id v1\0")
-                .chain_update(bytes)
-                .finalize()[..8],
-        );
+        Self::from_secret(Zeroizing::new(bytes))
+    }
+
+    fn from_secret(bytes: Zeroizing<[u8; SECRETS_KEY_LEN]>) -> Self {
+        let digest = Sha256::new_with_prefix(b"fieldlink secrets key id v1\0")
+            .chain_update(bytes.as_ref())
+            .finalize();
         Self {
-            bytes: Zeroizing::new(bytes),
-            id,
+            bytes,
+            id: hex::encode(&digest[..8]),
         }
     }
 
@@ -73,7 +75,7 @@ impl SecretsKey {
     pub fn generate() -> Self {
         let mut bytes = Zeroizing::new([0u8; SECRETS_KEY_LEN]);
         OsRng.fill_bytes(bytes.as_mut());
-        Self::from_bytes(*bytes)
+        Self::from_secret(bytes)
     }
 
     /// Decodes the base64 text form (surrounding whitespace ignored).
@@ -83,11 +85,12 @@ impl SecretsKey {
                 .decode(text.trim())
                 .map_err(|_| SecretsKeyError::Malformed)?,
         );
-        let bytes: [u8; SECRETS_KEY_LEN] = decoded
-            .as_slice()
-            .try_into()
-            .map_err(|_| SecretsKeyError::Malformed)?;
-        Ok(Self::from_bytes(bytes))
+        if decoded.len() != SECRETS_KEY_LEN {
+            return Err(SecretsKeyError::Malformed);
+        }
+        let mut bytes = Zeroizing::new([0u8; SECRETS_KEY_LEN]);
+        bytes.copy_from_slice(&decoded);
+        Ok(Self::from_secret(bytes))
     }
 
     /// The base64 text form (what a key file or `FIELDLINK_API_SECRETS_KEY` holds).
