@@ -86,6 +86,21 @@ pub enum ProgressDetail {
         /// The service's status so far.
         status: String,
     },
+    /// A service call failed transiently; the next attempt follows after `wait_ms`.
+    ServiceRetry {
+        /// The attempt after the wait (2 = the first retry).
+        attempt: u32,
+        /// The attempt cap.
+        max_attempts: u32,
+        /// The wait, `Retry-After` included.
+        #[ts(type = "number")]
+        wait_ms: u64,
+        /// The server's `Retry-After`, if any.
+        #[ts(type = "number | null")]
+        retry_after_ms: Option<u64>,
+        /// Why the last attempt failed (`unreachable`, `timed_out`, `http_503`, ...).
+        reason: String,
+    },
 }
 
 impl From<ProgressKind> for ProgressDetail {
@@ -105,6 +120,19 @@ impl From<ProgressKind> for ProgressDetail {
             ProgressKind::LinkLost => ProgressDetail::LinkLost,
             ProgressKind::Resumed { device_state } => ProgressDetail::Resumed { device_state },
             ProgressKind::StatusPending { status } => ProgressDetail::StatusPending { status },
+            ProgressKind::ServiceRetry {
+                attempt,
+                max_attempts,
+                wait_ms,
+                retry_after_ms,
+                reason,
+            } => ProgressDetail::ServiceRetry {
+                attempt,
+                max_attempts,
+                wait_ms,
+                retry_after_ms,
+                reason,
+            },
         }
     }
 }

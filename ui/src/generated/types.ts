@@ -49,7 +49,27 @@ device_state: string, } | { "kind": "status_pending",
 /**
  * The service's status so far.
  */
-status: string, };
+status: string, } | { "kind": "service_retry", 
+/**
+ * The attempt after the wait (2 = the first retry).
+ */
+attempt: number, 
+/**
+ * The attempt cap.
+ */
+max_attempts: number, 
+/**
+ * The wait, `Retry-After` included.
+ */
+wait_ms: number, 
+/**
+ * The server's `Retry-After`, if any.
+ */
+retry_after_ms: number | null, 
+/**
+ * Why the last attempt failed (`unreachable`, `timed_out`, `http_503`, ...).
+ */
+reason: string, };
 
 export type ProgressUpdate = { 
 /**

@@ -81,7 +81,9 @@ export function applyBatchEvent(model: BatchModel, event: BatchEvent): BatchMode
             ? "reconnecting"
             : progress.detail.kind === "status_pending"
               ? `service: ${progress.detail.status}`
-              : row.note,
+              : progress.detail.kind === "service_retry"
+                ? `service retry ${progress.detail.attempt} of ${progress.detail.max_attempts}`
+                : row.note,
       }));
     }
     case "succeeded":

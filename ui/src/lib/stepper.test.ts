@@ -50,6 +50,16 @@ describe("stepper", () => {
     expect(m.stages[5].attempt).toBe(3);
   });
 
+  it("shows the service's own retries with their attempt count and wait", () => {
+    let m = applyProgress(newStepper(), ev("awaiting_assignment", { kind: "started" }, 100));
+    m = applyProgress(
+      m,
+      ev("awaiting_assignment", { kind: "service_retry", attempt: 2, max_attempts: 5, wait_ms: 1500, retry_after_ms: 1000, reason: "http_503" }, 200),
+    );
+    const assignment = m.stages.find((s) => s.note !== null);
+    expect(assignment?.note).toBe("service http 503; attempt 2 of 5 in 1.5 s");
+  });
+
   it("fails the running stage, or completes all on success", () => {
     let m = applyProgress(newStepper(), ev("handshaking", { kind: "started" }, 40));
     const failed = finish(m, "failed");

@@ -130,6 +130,9 @@ export function applyProgress(
       statusPolls += 1;
       stage.note = `service says ${words(detail.status)}; asking again (${statusPolls})`;
       break;
+    case "service_retry":
+      stage.note = `service ${words(detail.reason)}; attempt ${detail.attempt} of ${detail.max_attempts} in ${(detail.wait_ms / 1000).toFixed(1)} s`;
+      break;
   }
   return {
     ...model,
