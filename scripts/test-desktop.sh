@@ -10,7 +10,9 @@
 # (tauri::test::mock_builder, real OIDC issuer, in-process world) → Playwright in Debian chromium
 # with mockIPC (every screen and error state, axe-core, screenshots) → the real app built with
 # the Tauri CLI, driven by tauri-driver + WebKitWebDriver under Xvfb against `fieldlink sandbox
-# up` in a separate process.
+# up --ble bluez` in a separate process (real sign-in at the sandbox's issuer; BLE through
+# btleplug → D-Bus → BlueZoo → the sandbox's device agents). The BLE bench's tools (dbus-daemon,
+# busctl, BlueZoo 1.0.2) are installed by tests/ble-bench/install.sh, which this script runs.
 #
 # Under CI (CI set to anything), a missing prerequisite fails the run; nothing is skipped.
 set -euo pipefail
@@ -69,6 +71,11 @@ fi
 for package in "${!probes[@]}"; do
   bash -c "${probes[$package]}" >/dev/null 2>&1 || fail "$package is still missing after the install"
 done
+# The BLE bench behind `fieldlink sandbox up --ble bluez` (the end-to-end test's devices).
+log "BLE bench tools (tests/ble-bench/install.sh)"
+if ! bash tests/ble-bench/install.sh >&2; then
+  fail "could not install the BLE bench (dbus-daemon, busctl, bluezoo 1.0.2): see tests/ble-bench/install.sh"
+fi
 if [ "${1:-}" = "--install-only" ]; then
   exit 0
 fi
@@ -111,7 +118,7 @@ if [ ! -x "$tools/bin/tauri-driver" ]; then
   cargo install tauri-driver --version '^2' --locked --root "$tools"
 fi
 export PATH="$tools/bin:$PATH"
-log "tauri-driver + WebKitWebDriver under Xvfb against fieldlink sandbox up"
+log "tauri-driver + WebKitWebDriver under Xvfb against fieldlink sandbox up --ble bluez"
 (cd ui && keyctl session - xvfb-run -a -s "-screen 0 1280x860x24" node --test e2e/tauri.e2e.mjs)
 
 log "all desktop tests passed"
