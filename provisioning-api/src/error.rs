@@ -106,15 +106,28 @@ impl ApiError {
         .with_details(json!({ "registration_id": registration_id }))
     }
 
-    /// 503 `storage_unavailable`.
+    /// 503 `storage_unavailable` (retryable) when the database cannot be reached; otherwise a
+    /// 500 with the storage error's own code (a corrupt record or a secrets-key problem, which
+    /// retrying cannot fix and the operator must).
     pub fn storage(error: &StorageError) -> Self {
-        tracing::error!(%error, "storage failure");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            "the API's database is unavailable; retry shortly",
-        )
-        .retry_after(1)
+        tracing::error!(%error, code = error.code(), "storage failure");
+        match error {
+            StorageError::Unavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the API's database is unavailable; retry shortly",
+            )
+            .retry_after(1),
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                other.code(),
+                format!(
+                    "the API cannot read its stored records ({}); its operator must fix the \
+                     database or its secrets key, retrying will not help",
+                    other.code()
+                ),
+            ),
+        }
     }
 
     /// 500 `internal`.
@@ -289,6 +302,23 @@ mod tests {
         assert_eq!(error.body().details["reason"], "expired");
         let response = error.into_response();
         assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn only_an_unreachable_database_is_retryable() {
+        let down = ApiError::from(StorageError::Unavailable("connection refused".into()));
+        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(down.code, "storage_unavailable");
+        assert!(down.retryable);
+
+        let sealed = ApiError::from(StorageError::SealedSecretInvalid {
+            location: "dps_instances.service_key of dps-1".into(),
+        });
+        assert_eq!(sealed.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(sealed.code, "sealed_secret_invalid");
+        assert!(!sealed.retryable);
+        assert!(!sealed.message.contains("dps-1"), "no storage internals to clients");
+        assert!(sealed.retry_after_s.is_none());
     }
 
     #[test]
