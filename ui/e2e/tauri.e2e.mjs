@@ -244,6 +244,8 @@ describe("the real app against fieldlink sandbox up", () => {
     const userCode = await (await browser.$('[data-testid="user-code"]')).getText();
     const verification = await link.getText();
     assert.ok(verification.startsWith(manifest.issuer.url), `${verification} is on the issuer`);
+    mkdirSync(SHOTS, { recursive: true });
+    await browser.saveScreenshot(join(SHOTS, "webkit-device-code.png"));
     // Still waiting: nothing is approved until the person does it.
     await sleep(1500);
     assert.ok(await link.isDisplayed(), "the app waits for the approval");
