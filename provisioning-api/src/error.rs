@@ -317,7 +317,10 @@ mod tests {
         assert_eq!(sealed.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(sealed.code, "sealed_secret_invalid");
         assert!(!sealed.retryable);
-        assert!(!sealed.message.contains("dps-1"), "no storage internals to clients");
+        assert!(
+            !sealed.message.contains("dps-1"),
+            "no storage internals to clients"
+        );
         assert!(sealed.retry_after_s.is_none());
     }
 
