@@ -277,6 +277,36 @@ pub enum CommissionError {
         /// DPS's own account.
         dps: DpsFailure,
     },
+    /// The device could not reach DPS (connection, TLS or timeouts) during registration.
+    #[error(
+        "the device cannot reach DPS ({dps}): check that the site's network lets the device          make HTTPS (port 443) connections to the DPS global endpoint, then retry"
+    )]
+    DpsUnreachable {
+        /// What the device saw.
+        dps: DpsFailure,
+    },
+    /// DPS refused the device's credential (HTTP 401/403).
+    #[error(
+        "DPS refused the device's credential ({dps}): check its enrollment in the DPS instance          the ticket names (enrollment group or individual enrollment, key, enabled); retrying          will not help until it is fixed"
+    )]
+    DpsUnauthorized {
+        /// What DPS said.
+        dps: DpsFailure,
+    },
+    /// DPS does not know the ID scope or enrollment the ticket names (HTTP 404).
+    #[error(
+        "DPS does not know the ID scope or enrollment the ticket names ({dps}): the provisioning          service's DPS instance list may be out of date; tell an administrator"
+    )]
+    DpsNotFound {
+        /// What DPS said.
+        dps: DpsFailure,
+    },
+    /// DPS kept throttling the device's registration until the device gave up.
+    #[error("DPS is throttling registrations ({dps}): retry in a minute")]
+    DpsThrottled {
+        /// What the device saw.
+        dps: DpsFailure,
+    },
     /// The device's report and the provisioning API's view of DPS disagree.
     #[error(
         "confirmation failed: the device reports {device} but the provisioning service reports \
@@ -350,6 +380,10 @@ impl CommissionError {
             CommissionError::Timeout { .. } => "timeout",
             CommissionError::TicketRejected { .. } => "ticket_rejected",
             CommissionError::RegistrationFailed { .. } => "registration_failed",
+            CommissionError::DpsUnreachable { .. } => "dps_unreachable",
+            CommissionError::DpsUnauthorized { .. } => "dps_unauthorized",
+            CommissionError::DpsNotFound { .. } => "dps_not_found",
+            CommissionError::DpsThrottled { .. } => "dps_throttled",
             CommissionError::ConfirmationMismatch { .. } => "confirmation_mismatch",
             CommissionError::ApiUnavailable { .. } => "api_unavailable",
             CommissionError::Throttled { .. } => "throttled",
@@ -372,7 +406,9 @@ impl CommissionError {
             | CommissionError::DeviceBusy
             | CommissionError::Timeout { .. }
             | CommissionError::ApiUnavailable { .. }
-            | CommissionError::Throttled { .. } => true,
+            | CommissionError::Throttled { .. }
+            | CommissionError::DpsUnreachable { .. }
+            | CommissionError::DpsThrottled { .. } => true,
             CommissionError::LinkLost { retryable, .. } => *retryable,
             CommissionError::TicketRejected { reason } => reason.retryable(),
             CommissionError::RegistrationFailed { dps } => dps.retryable(),
@@ -381,6 +417,8 @@ impl CommissionError {
                 NetworkFailureKind::WifiAuthFailed | NetworkFailureKind::Unsupported
             ),
             CommissionError::WrongPop { .. }
+            | CommissionError::DpsUnauthorized { .. }
+            | CommissionError::DpsNotFound { .. }
             | CommissionError::ConfirmationMismatch { .. }
             | CommissionError::Cancelled
             | CommissionError::InvalidPayload { .. }
@@ -416,7 +454,11 @@ impl CommissionError {
             }
             CommissionError::Timeout { step } => json!({"step": step}),
             CommissionError::TicketRejected { reason } => json!({"reason": reason}),
-            CommissionError::RegistrationFailed { dps } => json!({"dps": dps}),
+            CommissionError::RegistrationFailed { dps }
+            | CommissionError::DpsUnreachable { dps }
+            | CommissionError::DpsUnauthorized { dps }
+            | CommissionError::DpsNotFound { dps }
+            | CommissionError::DpsThrottled { dps } => json!({"dps": dps}),
             CommissionError::ConfirmationMismatch { device, service } => {
                 json!({"device": device, "service": service})
             }
@@ -515,6 +557,14 @@ mod tests {
         assert!(throttled.retryable());
     }
 
+    fn dps() -> DpsFailure {
+        DpsFailure {
+            status: "unassigned".into(),
+            error_code: None,
+            error_message: None,
+        }
+    }
+
     #[test]
     fn codes_are_unique_snake_case() {
         let errors = [
@@ -546,6 +596,10 @@ mod tests {
                     error_message: None,
                 },
             },
+            CommissionError::DpsUnreachable { dps: dps() },
+            CommissionError::DpsUnauthorized { dps: dps() },
+            CommissionError::DpsNotFound { dps: dps() },
+            CommissionError::DpsThrottled { dps: dps() },
             CommissionError::ConfirmationMismatch {
                 device: "a".into(),
                 service: "b".into(),

@@ -133,14 +133,32 @@ fn network(kind: crate::error::NetworkFailureKind) -> CommissionError {
     CommissionError::NetworkJoinFailed { kind }
 }
 
-/// A DPS result that is not `assigned`.
-pub(crate) fn registration(result: &DeviceRegistration) -> CommissionError {
-    CommissionError::RegistrationFailed {
-        dps: DpsFailure {
-            status: result.status.clone(),
-            error_code: result.error_code,
-            error_message: result.error_message.clone(),
+/// A DPS result that is not `assigned`, with the device's typed reason (`DpsResult.failure`):
+/// the installer tells "DPS unreachable" from "DPS refused the credential" from "throttled" by
+/// that code, never by the message text.
+pub(crate) fn registration(
+    result: &DeviceRegistration,
+    failure: Option<ErrorCode>,
+) -> CommissionError {
+    let dps = DpsFailure {
+        status: result.status.clone(),
+        error_code: result.error_code,
+        error_message: result.error_message.clone(),
+    };
+    match failure {
+        Some(ErrorCode::DpsUnreachable) => CommissionError::DpsUnreachable { dps },
+        Some(ErrorCode::DpsUnauthorized) => CommissionError::DpsUnauthorized { dps },
+        Some(ErrorCode::DpsNotFound) => CommissionError::DpsNotFound { dps },
+        Some(ErrorCode::DpsThrottled) => CommissionError::DpsThrottled { dps },
+        Some(ErrorCode::FailSafeExpired) => CommissionError::Timeout {
+            step: Step::Registering,
         },
+        Some(ErrorCode::Internal) => CommissionError::Internal {
+            detail: format!("the device failed to register: {dps}"),
+        },
+        // `registration_failed`, a code from a newer device, or none (an older device that
+        // also left the message without a code): DPS's own account.
+        _ => CommissionError::RegistrationFailed { dps },
     }
 }
 
@@ -228,5 +246,40 @@ mod tests {
             Step::Handshaking,
         );
         assert_eq!(garbage.code(), "incompatible_device");
+    }
+
+    #[test]
+    fn dps_failure_codes_map_to_their_own_public_codes() {
+        let report = DeviceRegistration {
+            status: "unassigned".into(),
+            assigned_hub: None,
+            device_id: None,
+            substatus: None,
+            error_code: None,
+            error_message: Some("whatever the text says".into()),
+        };
+        let cases = [
+            (Some(ErrorCode::DpsUnreachable), "dps_unreachable", true),
+            (Some(ErrorCode::DpsUnauthorized), "dps_unauthorized", false),
+            (Some(ErrorCode::DpsNotFound), "dps_not_found", false),
+            (Some(ErrorCode::DpsThrottled), "dps_throttled", true),
+            (Some(ErrorCode::FailSafeExpired), "timeout", true),
+            (
+                Some(ErrorCode::RegistrationFailed),
+                "registration_failed",
+                false,
+            ),
+            (Some(ErrorCode::Unknown(4242)), "registration_failed", false),
+            (None, "registration_failed", false),
+        ];
+        for (failure, code, retryable) in cases {
+            let error = registration(&report, failure);
+            assert_eq!(error.code(), code, "{failure:?}");
+            assert_eq!(error.retryable(), retryable, "{failure:?}");
+        }
+        let unreachable = registration(&report, Some(ErrorCode::DpsUnreachable)).to_string();
+        assert!(unreachable.contains("443"), "{unreachable}");
+        let refused = registration(&report, Some(ErrorCode::DpsUnauthorized)).to_string();
+        assert!(refused.contains("enrollment"), "{refused}");
     }
 }

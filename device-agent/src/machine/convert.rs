@@ -68,18 +68,22 @@ pub(crate) fn candidate_network(
 
 /// A DPS registration state as the protocol's `DpsResult`.
 pub(crate) fn dps_result(state: &RegistrationState) -> DpsResult {
+    let status = DpsStatus::from_dps(state.status.as_str()).unwrap_or(DpsStatus::Failed);
+    let assigned = status == DpsStatus::Assigned && state.assigned_hub.is_some();
     DpsResult {
-        status: DpsStatus::from_dps(state.status.as_str()).unwrap_or(DpsStatus::Failed),
+        status,
         assigned_hub: state.assigned_hub.clone(),
         device_id: state.device_id.clone(),
         substatus: state.substatus.clone(),
         error_code: state.error_code.and_then(|code| u32::try_from(code).ok()),
         error_message: state.error_message.clone(),
+        failure: (!assigned).then_some(ErrorCode::RegistrationFailed),
     }
 }
 
-/// A registration that never reached a DPS verdict (unreachable, throttled, rejected request,
-/// fail-safe expiry): reported as `unassigned` with the reason, prefixed by its stable code.
+/// A registration that never reached a DPS verdict (unreachable, throttled, refused request,
+/// fail-safe expiry): reported as `unassigned` with its stable code in `failure` (the message,
+/// still prefixed by the code for installers that predate `failure`, is for people only).
 pub(crate) fn unassigned_result(code: ErrorCode, reason: &str) -> DpsResult {
     DpsResult {
         status: DpsStatus::Unassigned,
@@ -88,16 +92,23 @@ pub(crate) fn unassigned_result(code: ErrorCode, reason: &str) -> DpsResult {
         substatus: None,
         error_code: None,
         error_message: Some(format!("{}: {reason}", code.as_str())),
+        failure: Some(code),
     }
 }
 
 /// The stable code for a DPS client error.
 pub(crate) fn dps_error_code(error: &DpsError) -> ErrorCode {
     match error {
-        DpsError::Unreachable { .. } | DpsError::DeadlineExceeded { .. } => {
-            ErrorCode::DpsUnreachable
-        }
+        DpsError::Unreachable { .. } => ErrorCode::DpsUnreachable,
+        DpsError::DeadlineExceeded { .. } => ErrorCode::FailSafeExpired,
         DpsError::Throttled { .. } => ErrorCode::DpsThrottled,
+        DpsError::Rejected {
+            http_status: 401 | 403,
+            ..
+        } => ErrorCode::DpsUnauthorized,
+        DpsError::Rejected {
+            http_status: 404, ..
+        } => ErrorCode::DpsNotFound,
         DpsError::Rejected { .. } | DpsError::InvalidResponse { .. } => {
             ErrorCode::RegistrationFailed
         }

@@ -282,7 +282,7 @@ impl DeviceMachine {
                 candidate_dropped = staged.network.is_some();
                 machine.last_attempt_failed = true;
                 machine.last_registration = Some(convert::unassigned_result(
-                    fieldlink_protocol::message::ErrorCode::RegistrationFailed,
+                    fieldlink_protocol::message::ErrorCode::FailSafeExpired,
                     "the fail-safe expired while the device was off; the staged ticket was rolled back",
                 ));
             }
@@ -394,6 +394,7 @@ impl DeviceMachine {
                     substatus: committed.substatus.clone(),
                     error_code: None,
                     error_message: None,
+                    failure: None,
                 })
         });
         DeviceStatus {

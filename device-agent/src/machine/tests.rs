@@ -851,6 +851,7 @@ fn dps_failure_rolls_back_and_reports_the_dps_error() {
         [Event::RegistrationResult(result)] => {
             assert_eq!(result.error_code, Some(400209));
             assert_eq!(result.status.as_str(), "failed");
+            assert_eq!(result.failure, Some(ErrorCode::RegistrationFailed));
         }
         other => panic!("{other:?}"),
     }
@@ -998,4 +999,78 @@ fn a_staged_ticket_is_single_use_after_a_cancel_or_a_crash() {
         error_code(&responses(&mut channel, &out)[0]),
         ErrorCode::TicketReplayed
     );
+}
+
+/// Each way a registration can end without an assignment reaches the installer as a typed code
+/// in `DpsResult.failure`, not only inside the message text.
+#[test]
+fn dps_failures_carry_a_typed_code() {
+    use crate::dps::DpsStep;
+    let rejected = |http_status| DpsError::Rejected {
+        step: DpsStep::Register,
+        http_status,
+        error_code: Some(401_002),
+        message: "Unauthorized".into(),
+    };
+    let cases = [
+        (
+            DpsError::Unreachable {
+                step: DpsStep::StatusLookup,
+                last_error: "connect failed".into(),
+            },
+            ErrorCode::DpsUnreachable,
+        ),
+        (
+            DpsError::Throttled {
+                step: DpsStep::Register,
+                retry_after: Some(std::time::Duration::from_secs(3)),
+            },
+            ErrorCode::DpsThrottled,
+        ),
+        (rejected(401), ErrorCode::DpsUnauthorized),
+        (rejected(403), ErrorCode::DpsUnauthorized),
+        (rejected(404), ErrorCode::DpsNotFound),
+        (rejected(400), ErrorCode::RegistrationFailed),
+        (DpsError::Credential("bad key".into()), ErrorCode::Internal),
+    ];
+    for (nonce, (error, code)) in (40u8..).zip(cases) {
+        let mut rig = Rig::new(MachineConfig::default());
+        let (mut channel, _, out) = rig.connect(Request::Provision {
+            ticket: ticket(nonce),
+            network: None,
+        });
+        responses(&mut channel, &out);
+        let job = register_job(&out);
+        let out = rig.handle(Input::DpsDone {
+            job,
+            result: Err(error),
+        });
+        match &events(&mut channel, &out)[..] {
+            [Event::RegistrationResult(result)] => {
+                assert_eq!(result.failure, Some(code), "{result:?}");
+                assert!(!result.is_assigned());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            rig.machine.status(rig.now).registration.unwrap().failure,
+            Some(code),
+            "GetStatus reports the same code"
+        );
+    }
+    // The fail-safe has its own code.
+    let mut rig = Rig::new(MachineConfig::default());
+    let (mut channel, _, out) = rig.connect(Request::Provision {
+        ticket: ticket(60),
+        network: None,
+    });
+    responses(&mut channel, &out);
+    rig.now += 121_000;
+    let out = rig.handle(Input::Tick);
+    match &events(&mut channel, &out)[..] {
+        [Event::RegistrationResult(result)] => {
+            assert_eq!(result.failure, Some(ErrorCode::FailSafeExpired));
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -237,7 +237,7 @@ impl DeviceMachine {
         self.roll_back_now(out);
         self.last_attempt_failed = true;
         let report = convert::unassigned_result(
-            ErrorCode::RegistrationFailed,
+            ErrorCode::FailSafeExpired,
             &format!(
                 "no DPS assignment within the {window} s fail-safe window; the staged ticket was rolled back"
             ),

@@ -97,6 +97,12 @@ error_codes! {
     DpsUnreachable = 21, "dps_unreachable", "the device cannot reach DPS; check the firewall allows HTTPS (443) to the DPS endpoint";
     /// DPS throttled the device.
     DpsThrottled = 22, "dps_throttled", "DPS is throttling registrations; the device retries after the advised delay";
+    /// DPS refused the device's credential (HTTP 401/403).
+    DpsUnauthorized = 23, "dps_unauthorized", "DPS refused the device's credential; check its enrollment (group or individual, key, enabled) in the DPS instance the ticket names";
+    /// DPS does not know the ID scope or the registration (HTTP 404).
+    DpsNotFound = 24, "dps_not_found", "DPS does not know the ID scope or enrollment the ticket names; the provisioning API's DPS instance list may be out of date";
+    /// DPS did not assign the device within its fail-safe window; the staging was rolled back.
+    FailSafeExpired = 25, "fail_safe_expired", "DPS did not assign the device within its fail-safe window; the ticket was rolled back, retry with a new one";
     /// The Wi-Fi network rejected the passphrase.
     WifiAuthFailed = 30, "wifi_auth_failed", "the Wi-Fi network rejected the passphrase; check it and retry";
     /// The network was not found.
@@ -185,6 +191,9 @@ mod tests {
             ("registration_failed", 20),
             ("dps_unreachable", 21),
             ("dps_throttled", 22),
+            ("dps_unauthorized", 23),
+            ("dps_not_found", 24),
+            ("fail_safe_expired", 25),
             ("wifi_auth_failed", 30),
             ("network_not_found", 31),
             ("dhcp_failed", 32),

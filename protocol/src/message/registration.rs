@@ -2,6 +2,8 @@
 
 use minicbor::{Decode, Encode};
 
+use super::ErrorCode;
+
 /// A step of the device's DPS registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
 #[cbor(index_only)]
@@ -118,9 +120,16 @@ pub struct DpsResult {
     /// `errorCode` (for example 400209).
     #[n(4)]
     pub error_code: Option<u32>,
-    /// `errorMessage`.
+    /// `errorMessage` (or, when DPS gave no verdict, what the device saw; for people only).
     #[n(5)]
     pub error_message: Option<String>,
+    /// Why the registration did not end in an assignment, as a stable code (`None` when
+    /// assigned): `registration_failed` (DPS said `failed`/`disabled`, or refused the request),
+    /// `dps_unreachable`, `dps_throttled`, `dps_unauthorized` (401/403), `dps_not_found` (404),
+    /// `fail_safe_expired`, `internal`. Added in protocol 1 without a version bump: key 6 is
+    /// optional, so older peers skip it and older devices simply omit it.
+    #[n(6)]
+    pub failure: Option<ErrorCode>,
 }
 
 impl DpsResult {

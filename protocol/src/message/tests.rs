@@ -73,6 +73,7 @@ fn dps_result() -> DpsResult {
         substatus: Some("initialAssignment".into()),
         error_code: None,
         error_message: None,
+        failure: None,
     }
 }
 
@@ -205,6 +206,7 @@ fn every_secure_message_round_trips() {
             substatus: None,
             error_code: Some(400_209),
             error_message: Some("Device not found".into()),
+            failure: Some(ErrorCode::RegistrationFailed),
         })),
         SecureMessage::Event(Event::Network(NetworkProgress {
             stage: JoinStage::GotIp,
@@ -367,4 +369,70 @@ fn join_failures_have_codes_and_actionable_messages() {
 fn protocol_error_display_names_the_code() {
     let error = ProtocolError::with_message(ErrorCode::Busy, "another installer is connected");
     assert_eq!(error.to_string(), "busy: another installer is connected");
+}
+
+/// `DpsResult` as protocol 1 devices built it before key 6 (`failure`) existed.
+#[derive(Debug, Clone, PartialEq, Eq, minicbor::Encode, minicbor::Decode)]
+#[cbor(map)]
+struct DpsResultBeforeFailure {
+    #[n(0)]
+    status: DpsStatus,
+    #[n(1)]
+    assigned_hub: Option<String>,
+    #[n(2)]
+    device_id: Option<String>,
+    #[n(3)]
+    substatus: Option<String>,
+    #[n(4)]
+    error_code: Option<u32>,
+    #[n(5)]
+    error_message: Option<String>,
+}
+
+#[test]
+fn the_dps_failure_code_is_compatible_both_ways() {
+    // An older device's result (no key 6) decodes with no failure code.
+    let old = DpsResultBeforeFailure {
+        status: DpsStatus::Unassigned,
+        assigned_hub: None,
+        device_id: None,
+        substatus: None,
+        error_code: None,
+        error_message: Some("dps_unreachable: connect failed".into()),
+    };
+    let decoded: DpsResult = minicbor::decode(&minicbor::to_vec(&old).unwrap()).unwrap();
+    assert_eq!(decoded.failure, None);
+    assert_eq!(decoded.error_message, old.error_message);
+    // A newer device's result decodes on an older installer (key 6 skipped), for every code
+    // the device sends, and round-trips here.
+    for failure in [
+        ErrorCode::RegistrationFailed,
+        ErrorCode::DpsUnreachable,
+        ErrorCode::DpsThrottled,
+        ErrorCode::DpsUnauthorized,
+        ErrorCode::DpsNotFound,
+        ErrorCode::FailSafeExpired,
+        ErrorCode::Unknown(4242),
+    ] {
+        let new = DpsResult {
+            status: DpsStatus::Unassigned,
+            assigned_hub: None,
+            device_id: None,
+            substatus: None,
+            error_code: Some(401_002),
+            error_message: Some("unauthorized".into()),
+            failure: Some(failure),
+        };
+        let bytes = minicbor::to_vec(&new).unwrap();
+        let seen_by_old: DpsResultBeforeFailure = minicbor::decode(&bytes).unwrap();
+        assert_eq!(seen_by_old.error_code, Some(401_002));
+        assert_eq!(seen_by_old.error_message.as_deref(), Some("unauthorized"));
+        assert_eq!(minicbor::decode::<DpsResult>(&bytes).unwrap(), new);
+        // Inside the sealed event too.
+        let event = SecureMessage::Event(Event::RegistrationResult(new.clone()));
+        let bytes = minicbor::to_vec(&event).unwrap();
+        assert_eq!(minicbor::decode::<SecureMessage>(&bytes).unwrap(), event);
+    }
+    assert_eq!(ErrorCode::from_u16(23), ErrorCode::DpsUnauthorized);
+    assert_eq!(ErrorCode::from_u16(24).as_str(), "dps_not_found");
 }

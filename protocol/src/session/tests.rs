@@ -89,6 +89,7 @@ fn happy_path_with_the_pop_in_two_round_trips() {
         substatus: None,
         error_code: None,
         error_message: None,
+        failure: None,
     }));
     for message in [&accepted, &result] {
         let sealed = device.seal(message).expect("seal");

@@ -6,7 +6,9 @@ use super::{
     progress::{ProgressEvent, ProgressKind},
     report::{CommissioningReport, DeviceRegistration, LinkCounters, StepTiming},
     state::{Action, CommissionRequest, CommissioningConfig, DiscriminatorMatch, Input, State},
-    wire::{ClientWire, DeviceMessage, DeviceSnapshot, OutgoingRequest, SnapshotState},
+    wire::{
+        ClientWire, DeviceMessage, DeviceSnapshot, OutgoingRequest, ReportedResult, SnapshotState,
+    },
 };
 use crate::{
     assignment::{Assignment, RegistrationView},
@@ -649,7 +651,7 @@ impl Machine {
             SnapshotState::Failed => {
                 let error = match (snapshot.network_failure, snapshot.last_result) {
                     (Some(kind), _) => CommissionError::NetworkJoinFailed { kind },
-                    (None, Some(result)) => failure::registration(&result),
+                    (None, Some(result)) => failure::registration(&result.report, result.failure),
                     (None, None) => CommissionError::Internal {
                         detail: "device reports failure without a cause".into(),
                     },
@@ -674,12 +676,16 @@ impl Machine {
 
     fn on_registration_result(
         &mut self,
-        result: DeviceRegistration,
+        reported: ReportedResult,
         now: u64,
         actions: &mut Vec<Action>,
     ) {
+        let ReportedResult {
+            report: result,
+            failure: cause,
+        } = reported;
         if result.status != "assigned" {
-            return self.fail(failure::registration(&result), actions);
+            return self.fail(failure::registration(&result, cause), actions);
         }
         if self.state == State::JoiningNetwork {
             self.complete(Step::JoiningNetwork, now, actions);

@@ -84,7 +84,7 @@ impl SnapshotState {
 pub(crate) struct DeviceSnapshot {
     pub(crate) registration_id: String,
     pub(crate) state: SnapshotState,
-    pub(crate) last_result: Option<DeviceRegistration>,
+    pub(crate) last_result: Option<ReportedResult>,
     pub(crate) network_joined: bool,
     pub(crate) network_failure: Option<NetworkFailureKind>,
 }
@@ -113,7 +113,7 @@ pub(crate) enum DeviceMessage {
     NetworkJoined,
     NetworkFailed(NetworkFailureKind),
     RegistrationStage(String),
-    RegistrationResult(DeviceRegistration),
+    RegistrationResult(ReportedResult),
     DeviceError(ErrorCode, Option<Duration>),
 }
 
@@ -183,15 +183,38 @@ pub(crate) fn network_failure(
     }
 }
 
-fn registration(result: DpsResult) -> DeviceRegistration {
-    DeviceRegistration {
-        status: result.status.as_str().to_owned(),
-        assigned_hub: result.assigned_hub,
-        device_id: result.device_id,
-        substatus: result.substatus,
-        error_code: result.error_code,
-        error_message: result.error_message,
+/// The device's DPS result: its report, and why it did not end in an assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReportedResult {
+    /// What the device reported.
+    pub(crate) report: DeviceRegistration,
+    /// The typed reason (`DpsResult.failure`), `None` when assigned.
+    pub(crate) failure: Option<ErrorCode>,
+}
+
+fn registration(result: DpsResult) -> ReportedResult {
+    let failure = result
+        .failure
+        .or_else(|| legacy_failure(result.error_message.as_deref()));
+    ReportedResult {
+        report: DeviceRegistration {
+            status: result.status.as_str().to_owned(),
+            assigned_hub: result.assigned_hub,
+            device_id: result.device_id,
+            substatus: result.substatus,
+            error_code: result.error_code,
+            error_message: result.error_message,
+        },
+        failure,
     }
+}
+
+/// Devices that predate `DpsResult.failure` (key 6) put the code in front of the message
+/// (`"dps_unreachable: connect failed"`). Read only when the typed field is absent, and only a
+/// known code name before the first `": "`.
+fn legacy_failure(message: Option<&str>) -> Option<ErrorCode> {
+    let (name, _) = message?.split_once(": ")?;
+    ErrorCode::from_name(name)
 }
 
 impl ClientWire {

@@ -54,6 +54,7 @@ impl Script {
                 substatus: Some("initialAssignment".into()),
                 error_code: None,
                 error_message: None,
+                failure: None,
             },
             silent: false,
         }

@@ -296,6 +296,36 @@ async fn dps_failure_is_registration_failed_with_the_dps_error() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_devices_typed_dps_failure_becomes_its_public_code_not_the_message() {
+    // The message says one thing, the typed code another: the code wins.
+    let cases = [
+        (Some(ErrorCode::DpsUnreachable), "dps_unreachable"),
+        (Some(ErrorCode::DpsUnauthorized), "dps_unauthorized"),
+        (Some(ErrorCode::DpsNotFound), "dps_not_found"),
+        (Some(ErrorCode::DpsThrottled), "dps_throttled"),
+        (Some(ErrorCode::FailSafeExpired), "timeout"),
+        // An older device: no typed code, the code it put in front of its message.
+        (None, "dps_throttled"),
+    ];
+    for (failure, code) in cases {
+        let rig = rig(
+            247,
+            |s| {
+                s.dps.status = DpsStatus::Unassigned;
+                s.dps.assigned_hub = None;
+                s.dps.device_id = None;
+                s.dps.error_message = Some("dps_throttled: DPS throttled register".into());
+                s.dps.failure = failure;
+            },
+            vec![assigned_view("hub-a.example")],
+        );
+        let (result, _) = run(&rig, request(&rig.pop, None)).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.code(), code, "{failure:?}: {error}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn confirmation_waits_for_a_lagging_service_and_rejects_disagreement() {
     let pending = RegistrationView {
         status: "assigning".into(),
