@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use crate::instance::Instance;
+use crate::instance::{Instance, InstanceCounters, Utilisation};
 
 /// The content type of `/metrics`.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -64,35 +64,45 @@ impl Family<'_> {
 
 /// Renders every metric.
 pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
-    let mut out = String::new();
-    let mut f = Family { out: &mut out };
     let snapshots: Vec<_> = instances
         .iter()
         .map(|i| (i.name().to_owned(), i.counters(), i.utilisation()))
         .collect();
+    render_snapshots(&snapshots, &http.snapshot())
+}
+
+/// One instance's name, counters and utilisation at render time.
+type InstanceSnapshot = (String, InstanceCounters, Utilisation);
+
+fn render_snapshots(
+    snapshots: &[InstanceSnapshot],
+    requests: &BTreeMap<(String, &'static str, u16), u64>,
+) -> String {
+    let mut out = String::new();
+    let mut f = Family { out: &mut out };
 
     f.header(
         "dps_emulator_instances",
         "gauge",
         "DPS instances in this emulator.",
     );
-    let _ = writeln!(f.out, "dps_emulator_instances {}", instances.len());
+    let _ = writeln!(f.out, "dps_emulator_instances {}", snapshots.len());
 
     f.header(
         "dps_emulator_http_requests_total",
         "counter",
         "HTTP requests answered, by instance, operation and status.",
     );
-    for ((instance, operation, status), count) in http.snapshot() {
+    for ((instance, operation, status), count) in requests {
         let status = status.to_string();
         f.sample(
             "dps_emulator_http_requests_total",
             &[
-                ("instance", &instance),
+                ("instance", instance),
                 ("operation", operation),
                 ("status", &status),
             ],
-            count,
+            *count,
         );
     }
 
@@ -101,7 +111,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "counter",
         "Register requests admitted (not throttled, not refused).",
     );
-    for (name, counters, _) in &snapshots {
+    for (name, counters, _) in snapshots {
         f.sample(
             "dps_emulator_registrations_requested_total",
             &[("instance", name)],
@@ -114,7 +124,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "counter",
         "Registration operations finished, by final status.",
     );
-    for (name, c, _) in &snapshots {
+    for (name, c, _) in snapshots {
         for (status, value) in [
             ("assigned", c.assigned),
             ("failed", c.failed),
@@ -133,7 +143,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "counter",
         "429 answers, by limit.",
     );
-    for (name, c, _) in &snapshots {
+    for (name, c, _) in snapshots {
         for (limit, value) in [
             ("registrations_per_minute", c.throttled_registration_rate),
             ("device_polls", c.throttled_poll_rate),
@@ -152,7 +162,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "counter",
         "Injected faults, by kind.",
     );
-    for (name, c, _) in &snapshots {
+    for (name, c, _) in snapshots {
         for (kind, value) in [
             ("error", c.injected_errors),
             ("latency", c.injected_latency),
@@ -170,7 +180,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "counter",
         "Operation-status polls admitted.",
     );
-    for (name, c, _) in &snapshots {
+    for (name, c, _) in snapshots {
         f.sample(
             "dps_emulator_operation_polls_total",
             &[("instance", name)],
@@ -183,7 +193,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "counter",
         "Device requests refused with 401.",
     );
-    for (name, c, _) in &snapshots {
+    for (name, c, _) in snapshots {
         f.sample(
             "dps_emulator_unauthorized_total",
             &[("instance", name)],
@@ -196,7 +206,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "gauge",
         "Registration records held.",
     );
-    for (name, _, u) in &snapshots {
+    for (name, _, u) in snapshots {
         f.sample(
             "dps_emulator_registrations",
             &[("instance", name)],
@@ -209,7 +219,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "gauge",
         "Maximum registration records (absent when unlimited).",
     );
-    for (name, _, u) in &snapshots {
+    for (name, _, u) in snapshots {
         if let Some(capacity) = u.max_registrations {
             f.sample(
                 "dps_emulator_registrations_capacity",
@@ -224,7 +234,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "gauge",
         "Register requests admitted in the last 60 seconds.",
     );
-    for (name, _, u) in &snapshots {
+    for (name, _, u) in snapshots {
         f.sample(
             "dps_emulator_registrations_last_minute",
             &[("instance", name)],
@@ -237,7 +247,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "gauge",
         "The registrations-per-minute limit (absent when unlimited).",
     );
-    for (name, _, u) in &snapshots {
+    for (name, _, u) in snapshots {
         if let Some(limit) = u.registrations_per_minute_limit {
             f.sample(
                 "dps_emulator_registrations_per_minute_limit",
@@ -252,7 +262,7 @@ pub fn render(instances: &[Arc<Instance>], http: &HttpMetrics) -> String {
         "gauge",
         "Operations still assigning.",
     );
-    for (name, _, u) in &snapshots {
+    for (name, _, u) in snapshots {
         f.sample(
             "dps_emulator_operations_assigning",
             &[("instance", name)],
@@ -269,6 +279,45 @@ mod tests {
     #[test]
     fn labels_are_escaped() {
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn renders_every_family_in_a_fixed_text() {
+        let counters = |base: u64| InstanceCounters {
+            registrations_requested: base + 1,
+            assigned: base + 2,
+            failed: base + 3,
+            disabled: base + 4,
+            throttled_registration_rate: base + 5,
+            throttled_poll_rate: base + 6,
+            throttled_capacity: base + 7,
+            injected_errors: base + 8,
+            injected_latency: base + 9,
+            polls: base + 10,
+            unauthorized: base + 11,
+        };
+        let limited = Utilisation {
+            registrations: 21,
+            max_registrations: Some(22),
+            registrations_last_minute: 23,
+            registrations_per_minute_limit: Some(24),
+            assigned: 25,
+            assigning: 26,
+        };
+        let unlimited = Utilisation {
+            max_registrations: None,
+            registrations_per_minute_limit: None,
+            ..limited.clone()
+        };
+        let snapshots = [
+            ("dps-a".to_owned(), counters(100), limited),
+            ("dps-\"b\"".to_owned(), counters(200), unlimited),
+        ];
+        let http = HttpMetrics::default();
+        http.record("dps-a", "register", 202);
+        http.record("dps-a", "register", 202);
+        http.record("dps-\"b\"", "enrollment_put", 412);
+        insta::assert_snapshot!(render_snapshots(&snapshots, &http.snapshot()));
     }
 
     #[test]
