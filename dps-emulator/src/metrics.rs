@@ -43,11 +43,13 @@ pub fn escape_label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-struct Family<'a> {
-    out: &'a mut String,
+/// The exposition text being written.
+struct Exposition<'a> {
+    out: String,
+    instances: &'a [InstanceSnapshot],
 }
 
-impl Family<'_> {
+impl Exposition<'_> {
     fn header(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.out, "# HELP {name} {help}");
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
@@ -59,6 +61,35 @@ impl Family<'_> {
             .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
             .collect();
         let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+    }
+
+    /// A family with one `{instance}` sample per instance (none where `value` is `None`).
+    fn per_instance(
+        &mut self,
+        (name, kind, help): (&str, &str, &str),
+        value: impl Fn(&InstanceCounters, &Utilisation) -> Option<u64>,
+    ) {
+        self.header(name, kind, help);
+        for (instance, counters, utilisation) in self.instances {
+            if let Some(value) = value(counters, utilisation) {
+                self.sample(name, &[("instance", instance)], value);
+            }
+        }
+    }
+
+    /// A counter family with one `{instance, label}` sample per instance and label value.
+    fn per_instance_by<const N: usize>(
+        &mut self,
+        (name, help): (&str, &str),
+        label: &str,
+        values: impl Fn(&InstanceCounters) -> [(&'static str, u64); N],
+    ) {
+        self.header(name, "counter", help);
+        for (instance, counters, _) in self.instances {
+            for (label_value, value) in values(counters) {
+                self.sample(name, &[("instance", instance), (label, label_value)], value);
+            }
+        }
     }
 }
 
@@ -78,9 +109,10 @@ fn render_snapshots(
     snapshots: &[InstanceSnapshot],
     requests: &BTreeMap<(String, &'static str, u16), u64>,
 ) -> String {
-    let mut out = String::new();
-    let mut f = Family { out: &mut out };
-
+    let mut f = Exposition {
+        out: String::new(),
+        instances: snapshots,
+    };
     f.header(
         "dps_emulator_instances",
         "gauge",
@@ -88,188 +120,125 @@ fn render_snapshots(
     );
     let _ = writeln!(f.out, "dps_emulator_instances {}", snapshots.len());
 
+    let name = "dps_emulator_http_requests_total";
     f.header(
-        "dps_emulator_http_requests_total",
+        name,
         "counter",
         "HTTP requests answered, by instance, operation and status.",
     );
     for ((instance, operation, status), count) in requests {
         let status = status.to_string();
-        f.sample(
-            "dps_emulator_http_requests_total",
-            &[
-                ("instance", instance),
-                ("operation", operation),
-                ("status", &status),
-            ],
-            *count,
-        );
+        let labels = [
+            ("instance", instance.as_str()),
+            ("operation", operation),
+            ("status", &status),
+        ];
+        f.sample(name, &labels, *count);
     }
 
-    f.header(
-        "dps_emulator_registrations_requested_total",
-        "counter",
-        "Register requests admitted (not throttled, not refused).",
-    );
-    for (name, counters, _) in snapshots {
-        f.sample(
+    f.per_instance(
+        (
             "dps_emulator_registrations_requested_total",
-            &[("instance", name)],
-            counters.registrations_requested,
-        );
-    }
-
-    f.header(
-        "dps_emulator_registrations_completed_total",
-        "counter",
-        "Registration operations finished, by final status.",
+            "counter",
+            "Register requests admitted (not throttled, not refused).",
+        ),
+        |c, _| Some(c.registrations_requested),
     );
-    for (name, c, _) in snapshots {
-        for (status, value) in [
-            ("assigned", c.assigned),
-            ("failed", c.failed),
-            ("disabled", c.disabled),
-        ] {
-            f.sample(
-                "dps_emulator_registrations_completed_total",
-                &[("instance", name), ("status", status)],
-                value,
-            );
-        }
-    }
-
-    f.header(
-        "dps_emulator_throttled_total",
-        "counter",
-        "429 answers, by limit.",
+    f.per_instance_by(
+        (
+            "dps_emulator_registrations_completed_total",
+            "Registration operations finished, by final status.",
+        ),
+        "status",
+        |c| {
+            [
+                ("assigned", c.assigned),
+                ("failed", c.failed),
+                ("disabled", c.disabled),
+            ]
+        },
     );
-    for (name, c, _) in snapshots {
-        for (limit, value) in [
-            ("registrations_per_minute", c.throttled_registration_rate),
-            ("device_polls", c.throttled_poll_rate),
-            ("capacity", c.throttled_capacity),
-        ] {
-            f.sample(
-                "dps_emulator_throttled_total",
-                &[("instance", name), ("limit", limit)],
-                value,
-            );
-        }
-    }
-
-    f.header(
-        "dps_emulator_injected_faults_total",
-        "counter",
-        "Injected faults, by kind.",
+    f.per_instance_by(
+        ("dps_emulator_throttled_total", "429 answers, by limit."),
+        "limit",
+        |c| {
+            [
+                ("registrations_per_minute", c.throttled_registration_rate),
+                ("device_polls", c.throttled_poll_rate),
+                ("capacity", c.throttled_capacity),
+            ]
+        },
     );
-    for (name, c, _) in snapshots {
-        for (kind, value) in [
-            ("error", c.injected_errors),
-            ("latency", c.injected_latency),
-        ] {
-            f.sample(
-                "dps_emulator_injected_faults_total",
-                &[("instance", name), ("kind", kind)],
-                value,
-            );
-        }
-    }
-
-    f.header(
-        "dps_emulator_operation_polls_total",
-        "counter",
-        "Operation-status polls admitted.",
+    f.per_instance_by(
+        (
+            "dps_emulator_injected_faults_total",
+            "Injected faults, by kind.",
+        ),
+        "kind",
+        |c| {
+            [
+                ("error", c.injected_errors),
+                ("latency", c.injected_latency),
+            ]
+        },
     );
-    for (name, c, _) in snapshots {
-        f.sample(
+    f.per_instance(
+        (
             "dps_emulator_operation_polls_total",
-            &[("instance", name)],
-            c.polls,
-        );
-    }
-
-    f.header(
-        "dps_emulator_unauthorized_total",
-        "counter",
-        "Device requests refused with 401.",
+            "counter",
+            "Operation-status polls admitted.",
+        ),
+        |c, _| Some(c.polls),
     );
-    for (name, c, _) in snapshots {
-        f.sample(
+    f.per_instance(
+        (
             "dps_emulator_unauthorized_total",
-            &[("instance", name)],
-            c.unauthorized,
-        );
-    }
-
-    f.header(
-        "dps_emulator_registrations",
-        "gauge",
-        "Registration records held.",
+            "counter",
+            "Device requests refused with 401.",
+        ),
+        |c, _| Some(c.unauthorized),
     );
-    for (name, _, u) in snapshots {
-        f.sample(
+    f.per_instance(
+        (
             "dps_emulator_registrations",
-            &[("instance", name)],
-            u.registrations,
-        );
-    }
-
-    f.header(
-        "dps_emulator_registrations_capacity",
-        "gauge",
-        "Maximum registration records (absent when unlimited).",
+            "gauge",
+            "Registration records held.",
+        ),
+        |_, u| Some(u.registrations),
     );
-    for (name, _, u) in snapshots {
-        if let Some(capacity) = u.max_registrations {
-            f.sample(
-                "dps_emulator_registrations_capacity",
-                &[("instance", name)],
-                capacity,
-            );
-        }
-    }
-
-    f.header(
-        "dps_emulator_registrations_last_minute",
-        "gauge",
-        "Register requests admitted in the last 60 seconds.",
+    f.per_instance(
+        (
+            "dps_emulator_registrations_capacity",
+            "gauge",
+            "Maximum registration records (absent when unlimited).",
+        ),
+        |_, u| u.max_registrations,
     );
-    for (name, _, u) in snapshots {
-        f.sample(
+    f.per_instance(
+        (
             "dps_emulator_registrations_last_minute",
-            &[("instance", name)],
-            u.registrations_last_minute,
-        );
-    }
-
-    f.header(
-        "dps_emulator_registrations_per_minute_limit",
-        "gauge",
-        "The registrations-per-minute limit (absent when unlimited).",
+            "gauge",
+            "Register requests admitted in the last 60 seconds.",
+        ),
+        |_, u| Some(u.registrations_last_minute),
     );
-    for (name, _, u) in snapshots {
-        if let Some(limit) = u.registrations_per_minute_limit {
-            f.sample(
-                "dps_emulator_registrations_per_minute_limit",
-                &[("instance", name)],
-                u64::from(limit),
-            );
-        }
-    }
-
-    f.header(
-        "dps_emulator_operations_assigning",
-        "gauge",
-        "Operations still assigning.",
+    f.per_instance(
+        (
+            "dps_emulator_registrations_per_minute_limit",
+            "gauge",
+            "The registrations-per-minute limit (absent when unlimited).",
+        ),
+        |_, u| u.registrations_per_minute_limit.map(u64::from),
     );
-    for (name, _, u) in snapshots {
-        f.sample(
+    f.per_instance(
+        (
             "dps_emulator_operations_assigning",
-            &[("instance", name)],
-            u.assigning,
-        );
-    }
-    out
+            "gauge",
+            "Operations still assigning.",
+        ),
+        |_, u| Some(u.assigning),
+    );
+    f.out
 }
 
 #[cfg(test)]
