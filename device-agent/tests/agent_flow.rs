@@ -674,3 +674,61 @@ async fn the_advertisement_agrees_with_status_after_cancel_and_hang_up() {
     assert_eq!(device.status().await.unwrap().state, status.state);
     site.emulator.shutdown().await;
 }
+
+/// The real DPS emulator refuses a device whose group key is wrong (401) and one whose ticket
+/// names an ID scope it does not know (404): the installer gets each as a typed code in
+/// `DpsResult.failure`, not only as text.
+#[tokio::test]
+async fn dps_refusals_reach_the_installer_as_typed_codes() {
+    let site = site(300).await;
+    let mut config = fleet_config(&site, Arc::new(TokioClock::new()));
+    config.credential = FleetCredential::GroupEnrollment {
+        group_key: "d3JvbmctZ3JvdXAta2V5LTAwMDAwMDAwMDAwMDAwMDA=".into(),
+        derive_at_factory: false,
+    };
+    let fleet = VirtualFleet::new(1, config).unwrap();
+    let device = &fleet.devices()[0];
+    let mut installer = Installer::connect(device, 247);
+    installer
+        .open(
+            &device.payload().pop,
+            ticket_for(device, &site, 50, common::now_unix()),
+        )
+        .await;
+    assert!(matches!(
+        installer.response().await,
+        Response::ProvisionAccepted { .. }
+    ));
+    let events = installer.events_until(is_result).await;
+    let Some(Event::RegistrationResult(result)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(!result.is_assigned());
+    assert_eq!(
+        result.failure,
+        Some(ErrorCode::DpsUnauthorized),
+        "{result:?}"
+    );
+
+    // Same device, a ticket for an ID scope the emulator does not serve.
+    let unknown_scope = common::ticket_at(
+        device.registration_id(),
+        "0ne00NOPE00",
+        &site.emulator.global_endpoint(),
+        52,
+        common::now_unix(),
+    );
+    let response = installer
+        .request(Request::Provision {
+            ticket: unknown_scope,
+            network: None,
+        })
+        .await;
+    assert!(matches!(response, Response::ProvisionAccepted { .. }));
+    let events = installer.events_until(is_result).await;
+    let Some(Event::RegistrationResult(result)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(result.failure, Some(ErrorCode::DpsNotFound), "{result:?}");
+    site.emulator.shutdown().await;
+}
