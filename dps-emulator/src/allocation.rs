@@ -99,6 +99,16 @@ mod tests {
         names.iter().map(|name| LinkedHub::new(name)).collect()
     }
 
+    /// The hub `policy` picks for a device whose enrollment does not restrict hubs or policy.
+    fn unscoped(
+        linked: &[LinkedHub],
+        policy: AllocationPolicy,
+        id: &str,
+        rng: &mut StdRng,
+    ) -> Result<String, AllocationError> {
+        choose_hub(linked, policy, &EnrollmentScope::default(), id, rng)
+    }
+
     #[test]
     fn hashed_is_sticky_and_roughly_even() {
         let linked = hubs(&["a", "b", "c"]);
@@ -106,22 +116,8 @@ mod tests {
         let mut counts = std::collections::HashMap::new();
         for i in 0..3000 {
             let id = format!("device-{i}");
-            let first = choose_hub(
-                &linked,
-                AllocationPolicy::Hashed,
-                &Default::default(),
-                &id,
-                &mut rng,
-            )
-            .unwrap();
-            let again = choose_hub(
-                &linked,
-                AllocationPolicy::Hashed,
-                &Default::default(),
-                &id,
-                &mut rng,
-            )
-            .unwrap();
+            let first = unscoped(&linked, AllocationPolicy::Hashed, &id, &mut rng).unwrap();
+            let again = unscoped(&linked, AllocationPolicy::Hashed, &id, &mut rng).unwrap();
             assert_eq!(first, again);
             *counts.entry(first).or_insert(0) += 1;
         }
@@ -139,14 +135,7 @@ mod tests {
         let mut heavy = 0;
         for i in 0..4000 {
             let id = format!("d{i}");
-            let hub = choose_hub(
-                &linked,
-                AllocationPolicy::EvenlyWeighted,
-                &Default::default(),
-                &id,
-                &mut rng,
-            )
-            .unwrap();
+            let hub = unscoped(&linked, AllocationPolicy::EvenlyWeighted, &id, &mut rng).unwrap();
             assert_ne!(hub, "off");
             heavy += usize::from(hub == "heavy");
         }
@@ -168,13 +157,7 @@ mod tests {
         );
         let none: Vec<LinkedHub> = Vec::new();
         assert_eq!(
-            choose_hub(
-                &none,
-                AllocationPolicy::Hashed,
-                &Default::default(),
-                "x",
-                &mut rng
-            ),
+            unscoped(&none, AllocationPolicy::Hashed, "x", &mut rng),
             Err(AllocationError::NoHub)
         );
     }
