@@ -277,13 +277,15 @@ async fn the_confirming_steps_deadline_bounds_the_clients_retries() {
     let step_start = started + Duration::from_millis(confirming.at_ms);
     let hits = bench.api.status_hits();
     assert!(hits.len() >= 3, "it did retry: {}", hits.len());
+    // `step_start` is read back from the events, a few ms early at most: allow for that.
+    let slack = Duration::from_millis(50);
     assert!(
-        hits.iter().all(|at| *at <= step_start + deadline),
+        hits.iter().all(|at| *at <= step_start + deadline + slack),
         "no request after the step's deadline"
     );
     let overrun = finished.saturating_duration_since(step_start + deadline);
     assert!(
-        overrun < Duration::from_millis(300),
+        overrun < Duration::from_millis(500),
         "overran by {overrun:?}"
     );
     assert_eq!(
@@ -309,7 +311,7 @@ async fn retry_after_is_honoured_once() {
     assert_eq!(hits.len(), 2);
     let gap = hits[1] - hits[0];
     assert!(gap >= Duration::from_secs(2), "{gap:?}");
-    assert!(gap < Duration::from_millis(2_600), "{gap:?}");
+    assert!(gap < Duration::from_millis(3_500), "waited twice? {gap:?}");
     let waits: Vec<_> = events
         .iter()
         .filter_map(|e| match &e.kind {
@@ -337,5 +339,10 @@ async fn a_persistent_429_is_waited_out_once_per_attempt_then_reported_as_thrott
     let error = result.unwrap_err();
     assert_eq!(error.code(), "throttled", "{error}");
     assert_eq!(bench.api.assignment_hits().len(), 2);
-    assert!(started.elapsed() < Duration::from_millis(3_500));
+    // One 2 s wait (a second one would make it 4 s or more).
+    assert!(
+        started.elapsed() < Duration::from_millis(3_900),
+        "{:?}",
+        started.elapsed()
+    );
 }
