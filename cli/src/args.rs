@@ -144,7 +144,18 @@ pub enum SandboxCommand {
     /// the persistent state directory the manifest names, on the manifest's D-Bus system bus:
     /// what `sandbox up --ble bluez` runs per device, and how a killed agent is restarted.
     Agent(crate::commands::sandbox_agent::SandboxAgentArgs),
-    /// Show what each virtual device of a running sandbox holds.
+    /// Run the sandbox's DPS emulator alone, over HTTPS, until Ctrl-C.
+    ///
+    /// Starts K DPS instances behind one global endpoint with a fresh private CA, writes the CA
+    /// certificate and the service API's shared access policy (with its key, mode 0600) into
+    /// `--dir`, and prints the global endpoint, each instance's ID scope and linked hub, and the
+    /// policy file's path (never the key).
+    Emulator(crate::commands::sandbox_emulator::SandboxEmulatorArgs),
+    /// Show what each device of a running sandbox holds.
+    ///
+    /// For an in-memory fleet: each virtual device's advertised state, accepted tickets and
+    /// hub. For `sandbox up --ble bluez`: each device agent's persisted state (read from its
+    /// state directory) and whether its process is alive.
     Devices(SandboxRef),
     /// Switch a fault of a running sandbox on or off.
     Fault(SandboxFaultArgs),

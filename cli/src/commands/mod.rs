@@ -9,6 +9,7 @@ mod label;
 mod resume;
 mod sandbox;
 pub mod sandbox_agent;
+pub mod sandbox_emulator;
 mod scan;
 mod status;
 mod sync;
@@ -66,6 +67,10 @@ pub async fn dispatch(cli: Cli, output: &Output, cancel: CancellationToken) -> E
         Command::Sandbox(SandboxCommand::Agent(args)) => {
             ("sandbox agent", sandbox_agent::run(args, &context).await)
         }
+        Command::Sandbox(SandboxCommand::Emulator(args)) => (
+            "sandbox emulator",
+            sandbox_emulator::run(args, &context).await,
+        ),
         Command::Sandbox(SandboxCommand::Devices(args)) => {
             ("sandbox devices", sandbox::devices(args, &context).await)
         }
