@@ -98,6 +98,13 @@ impl ServiceError {
             _ => None,
         }
     }
+
+    /// The public error a commissioning fails with for this service failure: the same mapping
+    /// the workflow applies, for shells that call a source outside a commissioning (a
+    /// registration-status query).
+    pub fn to_commission_error(&self) -> crate::CommissionError {
+        crate::failure::service(self)
+    }
 }
 
 /// Gives the installer a signed ticket for a device.
