@@ -98,6 +98,17 @@ fieldlink_error! {
     TicketRejected = "ticket_rejected",
     /// DPS refused the device's registration (`details`: dps).
     RegistrationFailed = "registration_failed",
+    /// The device could not reach DPS during registration: the site's network (retryable;
+    /// `details`: dps).
+    DpsUnreachable = "dps_unreachable",
+    /// DPS kept throttling the device's registration (retryable; `details`: dps).
+    DpsThrottled = "dps_throttled",
+    /// DPS refused the device's credential (HTTP 401/403): its enrollment needs fixing (not
+    /// retryable; `details`: dps).
+    DpsUnauthorized = "dps_unauthorized",
+    /// DPS does not know the ID scope or enrollment the ticket names (HTTP 404; not retryable;
+    /// `details`: dps).
+    DpsNotFound = "dps_not_found",
     /// The device's report and the provisioning service's view disagree.
     ConfirmationMismatch = "confirmation_mismatch",
     /// The provisioning service could not be reached or failed.
@@ -222,28 +233,9 @@ impl FieldlinkError {
 }
 
 impl From<&ServiceError> for FieldlinkError {
-    /// The same mapping the core applies inside a commissioning (`fieldlink_core::failure`,
-    /// which is private to the core).
+    /// The core's mapping, the one a commissioning applies.
     fn from(error: &ServiceError) -> Self {
-        let core = match error {
-            ServiceError::Unavailable { detail } | ServiceError::Invalid { detail } => {
-                CommissionError::ApiUnavailable {
-                    detail: detail.clone(),
-                }
-            }
-            ServiceError::Throttled { retry_after } => CommissionError::Throttled {
-                retry_after: *retry_after,
-            },
-            ServiceError::Unauthorized => CommissionError::Unauthorized,
-            ServiceError::Forbidden => CommissionError::Forbidden,
-            ServiceError::UnknownRegistration { registration_id } => {
-                CommissionError::InvalidPayload {
-                    field: "registration_id".into(),
-                    reason: format!("{registration_id} is not known to the provisioning service"),
-                }
-            }
-        };
-        Self::from(&core)
+        Self::from(&error.to_commission_error())
     }
 }
 
@@ -347,6 +339,14 @@ mod tests {
 
     use super::*;
 
+    fn dps_failure() -> fieldlink_core::error::DpsFailure {
+        fieldlink_core::error::DpsFailure {
+            status: "failed".into(),
+            error_code: None,
+            error_message: Some("dps_unreachable: connection refused".into()),
+        }
+    }
+
     fn every_core_error() -> Vec<CommissionError> {
         vec![
             CommissionError::WrongPop { attempt: 2, max: 5 },
@@ -377,6 +377,10 @@ mod tests {
                     error_message: None,
                 },
             },
+            CommissionError::DpsUnreachable { dps: dps_failure() },
+            CommissionError::DpsThrottled { dps: dps_failure() },
+            CommissionError::DpsUnauthorized { dps: dps_failure() },
+            CommissionError::DpsNotFound { dps: dps_failure() },
             CommissionError::ConfirmationMismatch {
                 device: "a".into(),
                 service: "b".into(),
@@ -413,6 +417,53 @@ mod tests {
                 "{} fell through to Other",
                 core.code()
             );
+        }
+    }
+
+    #[test]
+    fn dps_codes_keep_their_retryability_and_details() {
+        let cases = [
+            (CommissionError::DpsUnreachable { dps: dps_failure() }, true),
+            (CommissionError::DpsThrottled { dps: dps_failure() }, true),
+            (
+                CommissionError::DpsUnauthorized { dps: dps_failure() },
+                false,
+            ),
+            (CommissionError::DpsNotFound { dps: dps_failure() }, false),
+        ];
+        for (core, retryable) in cases {
+            let mapped = FieldlinkError::from(&core);
+            let (FieldlinkError::DpsUnreachable {
+                code,
+                retryable: mapped_retryable,
+                details_json,
+                ..
+            }
+            | FieldlinkError::DpsThrottled {
+                code,
+                retryable: mapped_retryable,
+                details_json,
+                ..
+            }
+            | FieldlinkError::DpsUnauthorized {
+                code,
+                retryable: mapped_retryable,
+                details_json,
+                ..
+            }
+            | FieldlinkError::DpsNotFound {
+                code,
+                retryable: mapped_retryable,
+                details_json,
+                ..
+            }) = &mapped
+            else {
+                panic!("{} is not a DPS variant: {mapped:?}", core.code());
+            };
+            assert_eq!(code, core.code());
+            assert_eq!(*mapped_retryable, retryable, "{code}");
+            let details: serde_json::Value = serde_json::from_str(details_json).unwrap();
+            assert_eq!(details["dps"]["status"], "failed", "{code}");
         }
     }
 
@@ -458,6 +509,32 @@ mod tests {
                 retry_after_ms: Some(1500),
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn service_errors_take_the_cores_commissioning_mapping() {
+        let throttled = FieldlinkError::from(&ServiceError::Throttled {
+            retry_after: Some(Duration::from_secs(2)),
+        });
+        assert!(matches!(
+            throttled,
+            FieldlinkError::Throttled {
+                retry_after_ms: Some(2_000),
+                retryable: true,
+                ..
+            }
+        ));
+        let unknown = FieldlinkError::from(&ServiceError::UnknownRegistration {
+            registration_id: "sensor-9".into(),
+        });
+        assert!(
+            matches!(&unknown, FieldlinkError::InvalidPayload { reason, .. } if reason.contains("sensor-9")),
+            "{unknown:?}"
+        );
+        assert!(matches!(
+            FieldlinkError::from(&ServiceError::Invalid { detail: "x".into() }),
+            FieldlinkError::ApiUnavailable { .. }
         ));
     }
 

@@ -224,4 +224,32 @@ mod tests {
         assert_eq!(seen[1].step, Step::Registering);
         assert_eq!(seen[1].attempt, 2);
     }
+
+    #[test]
+    fn service_retries_keep_every_count_and_the_reason() {
+        let retry = |retry_after_ms| workflow::ProgressKind::ServiceRetry {
+            attempt: 3,
+            max_attempts: 5,
+            wait_ms: 2_400,
+            retry_after_ms,
+            reason: "http_503".into(),
+        };
+        assert_eq!(
+            ProgressKind::from(retry(Some(2_000))),
+            ProgressKind::ServiceRetry {
+                attempt: 3,
+                max_attempts: 5,
+                wait_ms: 2_400,
+                retry_after_ms: Some(2_000),
+                reason: "http_503".into(),
+            }
+        );
+        assert!(matches!(
+            ProgressKind::from(retry(None)),
+            ProgressKind::ServiceRetry {
+                retry_after_ms: None,
+                ..
+            }
+        ));
+    }
 }

@@ -101,6 +101,37 @@ suspend fun cancelHandleFromTheListener(sandbox: Sandbox) {
     }
 }
 
+// The DPS codes are their own exception cases (not `Other`), with the fields every case has.
+fun dpsCodesAreTheirOwnCases() {
+    val cases: List<Pair<FieldlinkException, String>> = listOf(
+        FieldlinkException.DpsUnreachable("dps_unreachable", "no route", true, null, "{}") to "dps_unreachable",
+        FieldlinkException.DpsThrottled("dps_throttled", "slow down", true, 3000uL, "{}") to "dps_throttled",
+        FieldlinkException.DpsUnauthorized("dps_unauthorized", "bad key", false, null, "{}") to "dps_unauthorized",
+        FieldlinkException.DpsNotFound("dps_not_found", "no scope", false, null, "{}") to "dps_not_found",
+    )
+    for ((error, code) in cases) {
+        check(error !is FieldlinkException.Other) { code }
+        val fields = when (error) {
+            is FieldlinkException.DpsUnreachable -> Triple(error.code, error.retryable, error.detailsJson)
+            is FieldlinkException.DpsThrottled -> Triple(error.code, error.retryable, error.detailsJson)
+            is FieldlinkException.DpsUnauthorized -> Triple(error.code, error.retryable, error.detailsJson)
+            is FieldlinkException.DpsNotFound -> Triple(error.code, error.retryable, error.detailsJson)
+            else -> throw AssertionError("not a DPS case: $error")
+        }
+        check(fields.first == code) { fields.toString() }
+        check(fields.second == (code == "dps_unreachable" || code == "dps_throttled")) { fields.toString() }
+    }
+}
+
+// The API client's retries arrive as ProgressKind.ServiceRetry with their counts.
+fun serviceRetryIsAProgressKind() {
+    val kind: ProgressKind = ProgressKind.ServiceRetry(2u, 5u, 1200uL, null, "http_503")
+    val event = ProgressEvent(Step.AWAITING_ASSIGNMENT, kind, 40uL, 1u)
+    val retry = event.kind
+    check(retry is ProgressKind.ServiceRetry && retry.attempt == 2u && retry.maxAttempts == 5u &&
+        retry.waitMs == 1200uL && retry.retryAfterMs == null && retry.reason == "http_503") { retry.toString() }
+}
+
 suspend fun twoDevicesAtOnce(sandbox: Sandbox) = coroutineScope {
     val client = sandbox.client(null)
     val reports = listOf(4, 5).map { index ->
@@ -121,6 +152,8 @@ fun main() = runBlocking {
         "CancelHandle from the progress listener" to ::cancelHandleFromTheListener,
         "two devices at once with coroutines" to ::twoDevicesAtOnce,
         "device-code sign-in with a Kotlin SecretStore" to { _ -> signInWithTheDeviceCodeFlow() },
+        "DPS codes are their own FieldlinkException cases" to { _ -> dpsCodesAreTheirOwnCases() },
+        "ServiceRetry is a ProgressKind with its counts" to { _ -> serviceRetryIsAProgressKind() },
     )
     var passed = 0
     var failed = 0
