@@ -139,6 +139,73 @@ impl ProgressBoard {
     }
 }
 
+/// The human progress line of one event (a device bar's message).
+fn progress_line(event: &ProgressEvent) -> String {
+    let step = event.step;
+    match &event.kind {
+        ProgressKind::NetworkStage { stage } | ProgressKind::RegistrationStage { stage } => {
+            format!("{step} ({stage})")
+        }
+        ProgressKind::LinkLost => format!("{step}: link lost, reconnecting"),
+        ProgressKind::Resumed { device_state } => format!("resumed: device {device_state}"),
+        ProgressKind::ServiceRetry {
+            attempt,
+            max_attempts,
+            wait_ms,
+            reason,
+            ..
+        } => format!(
+            "{step}: attempt {attempt} of {max_attempts}, next in {} s ({reason})",
+            seconds(*wait_ms)
+        ),
+        _ => step.to_string(),
+    }
+}
+
+/// `wait_ms` as seconds for people: `2.4`, `0.1`, `30`.
+fn seconds(wait_ms: u64) -> String {
+    let tenths = wait_ms.div_ceil(100);
+    if tenths.is_multiple_of(10) {
+        (tenths / 10).to_string()
+    } else {
+        format!("{}.{}", tenths / 10, tenths % 10)
+    }
+}
+
+/// The NDJSON `progress` event of one device: the core's event (its `attempt` is the step's)
+/// plus `device`; a `service_retry` carries its own counts as `retry_attempt` and
+/// `max_attempts`, `wait_ms`, `retry_after_ms` (`null` without `Retry-After`) and `reason`.
+fn progress_json(event: &ProgressEvent, device: &str) -> serde_json::Value {
+    let mut body = json!({
+        "step": event.step,
+        "at_ms": event.at_ms,
+        "attempt": event.attempt,
+        "device": device,
+    });
+    let kind = match &event.kind {
+        // Its `attempt` would collide with the step's once flattened.
+        ProgressKind::ServiceRetry {
+            attempt,
+            max_attempts,
+            wait_ms,
+            retry_after_ms,
+            reason,
+        } => json!({
+            "kind": "service_retry",
+            "retry_attempt": attempt,
+            "max_attempts": max_attempts,
+            "wait_ms": wait_ms,
+            "retry_after_ms": retry_after_ms,
+            "reason": reason,
+        }),
+        kind => serde_json::to_value(kind).unwrap_or_else(|_| json!({})),
+    };
+    if let (Some(body), serde_json::Value::Object(kind)) = (body.as_object_mut(), kind) {
+        body.extend(kind);
+    }
+    body
+}
+
 /// What one device's progress events said, for the result and the journal.
 #[derive(Debug, Clone, Default)]
 pub struct StepLog {
@@ -237,18 +304,7 @@ impl ProgressListener for DeviceProgress {
             .record(&event);
         if let Some(bar) = &self.bar {
             bar.set_position(step_index(event.step));
-            let detail = match &event.kind {
-                ProgressKind::NetworkStage { stage }
-                | ProgressKind::RegistrationStage { stage } => {
-                    format!("{} ({stage})", event.step)
-                }
-                ProgressKind::LinkLost => format!("{}: link lost, reconnecting", event.step),
-                ProgressKind::Resumed { device_state } => {
-                    format!("resumed: device {device_state}")
-                }
-                _ => event.step.to_string(),
-            };
-            bar.set_message(detail);
+            bar.set_message(progress_line(&event));
         }
         if self.board.output.is_json() {
             let label = self
@@ -256,11 +312,83 @@ impl ProgressListener for DeviceProgress {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            let mut body = serde_json::to_value(&event).unwrap_or_else(|_| json!({}));
-            if let Some(object) = body.as_object_mut() {
-                object.insert("device".into(), json!(label));
-            }
-            self.board.output.event("progress", &body);
+            self.board
+                .output
+                .event("progress", &progress_json(&event, &label));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: ProgressKind) -> ProgressEvent {
+        ProgressEvent {
+            step: Step::AwaitingAssignment,
+            kind,
+            at_ms: 1_250,
+            attempt: 1,
+        }
+    }
+
+    fn retry(wait_ms: u64, retry_after_ms: Option<u64>) -> ProgressEvent {
+        event(ProgressKind::ServiceRetry {
+            attempt: 3,
+            max_attempts: 5,
+            wait_ms,
+            retry_after_ms,
+            reason: "http_503".into(),
+        })
+    }
+
+    #[test]
+    fn service_retries_say_attempt_of_max_wait_and_reason() {
+        assert_eq!(
+            progress_line(&retry(2_400, None)),
+            "awaiting_assignment: attempt 3 of 5, next in 2.4 s (http_503)"
+        );
+        assert_eq!(
+            progress_line(&retry(2_000, Some(2_000))),
+            "awaiting_assignment: attempt 3 of 5, next in 2 s (http_503)"
+        );
+        assert_eq!(
+            progress_line(&retry(40, None)),
+            "awaiting_assignment: attempt 3 of 5, next in 0.1 s (http_503)"
+        );
+        assert_eq!(
+            progress_line(&event(ProgressKind::Started)),
+            "awaiting_assignment"
+        );
+    }
+
+    #[test]
+    fn service_retry_json_keeps_the_step_attempt_and_every_retry_field() {
+        let body = progress_json(&retry(2_400, Some(2_000)), "sensor-1");
+        assert_eq!(
+            body,
+            json!({
+                "step": "awaiting_assignment", "kind": "service_retry", "at_ms": 1_250,
+                "attempt": 1, "device": "sensor-1", "retry_attempt": 3, "max_attempts": 5,
+                "wait_ms": 2_400, "retry_after_ms": 2_000, "reason": "http_503",
+            })
+        );
+        assert_eq!(
+            progress_json(&retry(100, None), "sensor-1")["retry_after_ms"],
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn other_events_keep_the_cores_flat_shape() {
+        let connected = ProgressEvent {
+            step: Step::Connecting,
+            kind: ProgressKind::Connected { mtu: 247 },
+            at_ms: 120,
+            attempt: 2,
+        };
+        let mut expected = serde_json::to_value(&connected).unwrap();
+        expected["device"] = json!("sensor-1");
+        assert_eq!(progress_json(&connected, "sensor-1"), expected);
     }
 }
