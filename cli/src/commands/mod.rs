@@ -9,6 +9,7 @@ mod label;
 mod resume;
 mod sandbox;
 pub mod sandbox_agent;
+mod sandbox_bluez;
 pub mod sandbox_emulator;
 mod scan;
 mod status;

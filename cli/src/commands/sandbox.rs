@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, demo::raise_open_file_limit};
+use super::{Context, demo::raise_open_file_limit, sandbox_bluez};
 use crate::{
     args::{SandboxBle, SandboxFault, SandboxFaultArgs, SandboxRef, SandboxUpArgs, Toggle},
     auth, bluez_sandbox,
@@ -245,7 +245,11 @@ pub async fn up(args: SandboxUpArgs, context: &Context) -> Result<Exit, CliError
 
 /// Prints what each virtual device of a running sandbox holds.
 pub async fn devices(args: SandboxRef, context: &Context) -> Result<Exit, CliError> {
-    let manifest = Manifest::load(&manifest_path(args.manifest))?;
+    let path = manifest_path(args.manifest);
+    let manifest = Manifest::load(&path)?;
+    if let Some(fleet) = &manifest.bluez {
+        return bluez_devices(fleet, &path, context);
+    }
     let holdings = manifest
         .client()?
         .devices()
@@ -274,9 +278,54 @@ pub async fn devices(args: SandboxRef, context: &Context) -> Result<Exit, CliErr
     Ok(Exit::Success)
 }
 
+/// `sandbox devices` of a BlueZ sandbox: each agent's persisted state and process.
+fn bluez_devices(
+    fleet: &bluez_sandbox::BluezFleet,
+    path: &std::path::Path,
+    context: &Context,
+) -> Result<Exit, CliError> {
+    let holdings = sandbox_bluez::holdings(fleet, path);
+    if !context.output.is_json() {
+        context.output.line(format!(
+            "{:<24} {:<16} {:>7}  {:<8} {:<14} {}",
+            "DEVICE", "STATE", "TICKETS", "ADAPTER", "AGENT", "HUB"
+        ));
+        for device in &holdings {
+            let agent = match (device.pid, device.alive) {
+                (Some(pid), Some(true)) => format!("{pid} alive"),
+                (Some(pid), Some(false)) => format!("{pid} dead"),
+                (Some(pid), None) => pid.to_string(),
+                (None, _) => "not started".to_owned(),
+            };
+            context.output.line(format!(
+                "{:<24} {:<16} {:>7}  {:<8} {:<14} {}",
+                device.registration_id,
+                device.state,
+                device.tickets_accepted,
+                device.adapter,
+                agent,
+                device.assigned_hub.as_deref().unwrap_or("-")
+            ));
+            if let Some(error) = &device.state_error {
+                context.output.line(format!("  state unreadable: {error}"));
+            }
+        }
+    }
+    context.output.result(
+        "sandbox devices",
+        Exit::Success,
+        json!({ "ble": "bluez", "devices": holdings }),
+    );
+    Ok(Exit::Success)
+}
+
 /// Switches a fault of a running sandbox.
 pub async fn fault(args: SandboxFaultArgs, context: &Context) -> Result<Exit, CliError> {
-    let manifest = Manifest::load(&manifest_path(args.sandbox.manifest))?;
+    let path = manifest_path(args.sandbox.manifest);
+    let manifest = Manifest::load(&path)?;
+    if manifest.bluez.is_some() {
+        return Err(sandbox_bluez::no_faults(&path));
+    }
     let on = args.state == Toggle::On;
     match args.fault {
         SandboxFault::StatusOffline => manifest
