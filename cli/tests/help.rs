@@ -6,11 +6,13 @@ mod common;
 
 use predicates::prelude::*;
 
-const COMMANDS: [&[&str]; 19] = [
+const COMMANDS: [&[&str]; 21] = [
     &[],
     &["demo"],
     &["sandbox"],
     &["sandbox", "up"],
+    &["sandbox", "agent"],
+    &["sandbox", "emulator"],
     &["sandbox", "devices"],
     &["sandbox", "fault"],
     &["scan"],
