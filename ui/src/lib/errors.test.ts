@@ -15,7 +15,8 @@ const CODES = [
   "cancelled", "invalid_payload", "network_join_failed", "incompatible_device", "unauthorized", "forbidden",
   "internal", "not_configured", "sign_in_unavailable", "invalid_setting", "no_assignment", "batch_source_changed",
   "journal_error", "access_denied", "sign_in_expired", "session_expired", "issuer_unavailable",
-  "keyring_unavailable", "sandbox_unavailable", "something_new",
+  "keyring_unavailable", "sandbox_unavailable", "dps_unreachable", "dps_throttled", "dps_unauthorized",
+  "dps_not_found", "something_new",
 ];
 
 describe("errors", () => {
@@ -40,6 +41,11 @@ describe("errors", () => {
     expect(nextSteps(err("wrong_pop"))[0].action).toBe("relabel");
     expect(nextSteps(err("bluetooth_unavailable")).map((s) => s.action)).toContain("settings");
     expect(nextSteps(err("unauthorized")).map((s) => s.action)).toContain("sign_in");
+    for (const code of ["dps_unreachable", "dps_throttled", "dps_unauthorized", "dps_not_found"]) {
+      expect(headline(err(code)), code).not.toBe("Something went wrong");
+    }
+    expect(nextSteps(err("dps_unreachable", true)).map((s) => s.action)).toEqual(["retry", "scan"]);
+    expect(nextSteps(err("dps_unauthorized")).map((s) => s.action)).toContain("history");
   });
 
   it("reads retry-after hints", () => {

@@ -105,6 +105,14 @@ export function headline(error: CommandError): string {
       return "No secure storage";
     case "sandbox_unavailable":
       return "Sandbox not running";
+    case "dps_unreachable":
+      return "Device cannot reach DPS";
+    case "dps_throttled":
+      return "DPS busy";
+    case "dps_unauthorized":
+      return "DPS refused the device";
+    case "dps_not_found":
+      return "DPS has no enrollment for the device";
     default:
       return "Something went wrong";
   }
@@ -148,8 +156,13 @@ export function nextSteps(error: CommandError): NextStep[] {
     case "invalid_profile":
       steps.push({ action: "settings", label: "Open Settings" });
       break;
+    case "dps_unreachable":
+      steps.push({ action: "scan", label: "Check the device's network, then scan" });
+      break;
     case "confirmation_mismatch":
     case "registration_failed":
+    case "dps_unauthorized":
+    case "dps_not_found":
       steps.push({ action: "history", label: "Open history" });
       break;
   }
