@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fieldlink_core::{
     assignment::{Assignment, AssignmentSource, ServiceError},
-    journal::{AssignmentRecord, AttemptId, AttemptQuery, AttemptRecord, Journal, StepRecord},
+    journal::{AssignmentRecord, AttemptId, AttemptRecord, Journal, StepRecord},
 };
 
 use crate::{error::FieldlinkError, report::LinkCounters};
@@ -150,20 +150,9 @@ pub(crate) fn latest_assignment(
     journal: &Journal,
     registration_id: &str,
 ) -> Result<Assignment, FieldlinkError> {
-    let attempts = journal.attempts(&AttemptQuery {
-        registration_id: Some(registration_id.to_owned()),
-        batch_id: None,
-        limit: None,
-    })?;
-    for attempt in attempts {
-        if let Some(assignment) = journal
-            .attempt_assignment(AttemptId(attempt.id))?
-            .and_then(|record| record.to_assignment())
-        {
-            return Ok(assignment);
-        }
-    }
-    Err(FieldlinkError::invalid_argument(format!(
-        "no journaled assignment for {registration_id}: commission it from this app first"
-    )))
+    journal.latest_assignment(registration_id)?.ok_or_else(|| {
+        FieldlinkError::invalid_argument(format!(
+            "no journaled assignment for {registration_id}: commission it from this app first"
+        ))
+    })
 }

@@ -331,6 +331,29 @@ impl Journal {
         let conn = self.lock();
         assignment_of(&conn, id.0)
     }
+
+    /// The assignment of the newest attempt for `registration_id` that recorded a usable one
+    /// (`None` when none did): what a shell hands a registration-status source to ask about a
+    /// device commissioned earlier.
+    pub fn latest_assignment(
+        &self,
+        registration_id: &str,
+    ) -> Result<Option<crate::assignment::Assignment>, JournalError> {
+        let attempts = self.attempts(&AttemptQuery {
+            registration_id: Some(registration_id.to_owned()),
+            batch_id: None,
+            limit: None,
+        })?;
+        for attempt in attempts {
+            if let Some(assignment) = self
+                .attempt_assignment(AttemptId(attempt.id))?
+                .and_then(|record| record.to_assignment())
+            {
+                return Ok(Some(assignment));
+            }
+        }
+        Ok(None)
+    }
 }
 
 pub(super) fn assignment_of(

@@ -501,6 +501,46 @@ async fn assignments_round_trip_through_the_record() {
     assert_eq!(record.to_assignment(), Some(assignment));
 }
 
+#[tokio::test]
+async fn latest_assignment_is_the_newest_usable_one_of_that_device() {
+    use crate::assignment::AssignmentSource;
+    let dir = TempDir::new("latest-assignment");
+    let journal = Journal::open(dir.file()).unwrap();
+    let signed = |dps_instance: &str| {
+        LocalAssignmentSigner::new(
+            fieldlink_protocol::ticket::TicketSigner::new(
+                "k1",
+                ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+            ),
+            DpsTarget {
+                id_scope: "0ne00AB".into(),
+                global_endpoint: "127.0.0.1:1".into(),
+                tenant: "t".into(),
+                dps_instance: dps_instance.into(),
+            },
+        )
+    };
+    assert_eq!(journal.latest_assignment("dev-9").unwrap(), None);
+    let older = signed("dps-1").assignment("dev-9".into()).await.unwrap();
+    let newer = signed("dps-2").assignment("dev-9".into()).await.unwrap();
+    let other = signed("dps-3").assignment("dev-8".into()).await.unwrap();
+    for (device, assignment) in [("dev-9", &older), ("dev-9", &newer), ("dev-8", &other)] {
+        let id = journal.begin_attempt(&attempt(device, None)).unwrap();
+        journal
+            .record_assignment(id, &AssignmentRecord::of(assignment))
+            .unwrap();
+    }
+    // Newer attempts without a usable assignment are passed over.
+    journal.begin_attempt(&attempt("dev-9", None)).unwrap();
+    let unreadable = journal.begin_attempt(&attempt("dev-9", None)).unwrap();
+    journal
+        .record_assignment(unreadable, &assignment())
+        .unwrap();
+    assert_eq!(journal.latest_assignment("dev-9").unwrap(), Some(newer));
+    assert_eq!(journal.latest_assignment("dev-8").unwrap(), Some(other));
+    assert_eq!(journal.latest_assignment("dev-7").unwrap(), None);
+}
+
 #[test]
 fn concurrent_writers_lose_nothing() {
     let dir = TempDir::new("concurrent");
