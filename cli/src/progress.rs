@@ -176,12 +176,6 @@ fn seconds(wait_ms: u64) -> String {
 /// plus `device`; a `service_retry` carries its own counts as `retry_attempt` and
 /// `max_attempts`, `wait_ms`, `retry_after_ms` (`null` without `Retry-After`) and `reason`.
 fn progress_json(event: &ProgressEvent, device: &str) -> serde_json::Value {
-    let mut body = json!({
-        "step": event.step,
-        "at_ms": event.at_ms,
-        "attempt": event.attempt,
-        "device": device,
-    });
     let kind = match &event.kind {
         // Its `attempt` would collide with the step's once flattened.
         ProgressKind::ServiceRetry {
@@ -200,10 +194,16 @@ fn progress_json(event: &ProgressEvent, device: &str) -> serde_json::Value {
         }),
         kind => serde_json::to_value(kind).unwrap_or_else(|_| json!({})),
     };
-    if let (Some(body), serde_json::Value::Object(kind)) = (body.as_object_mut(), kind) {
+    // The core's field order: step, the kind's fields, at_ms, attempt; then device.
+    let mut body = serde_json::Map::new();
+    body.insert("step".into(), json!(event.step));
+    if let serde_json::Value::Object(kind) = kind {
         body.extend(kind);
     }
-    body
+    body.insert("at_ms".into(), json!(event.at_ms));
+    body.insert("attempt".into(), json!(event.attempt));
+    body.insert("device".into(), json!(device));
+    serde_json::Value::Object(body)
 }
 
 /// What one device's progress events said, for the result and the journal.
