@@ -139,8 +139,13 @@ impl DpsEmulator {
                 .local_addr()
                 .map_err(|source| StartError::Bind { addr, source })?;
             let handle = axum_server::Handle::new();
-            let server =
-                axum_server::from_tcp_rustls(listener, rustls_config).handle(handle.clone());
+            // TCP_NODELAY on every accepted connection: without it a small response written
+            // after the TLS handshake waits for the client's delayed ACK (about 40 ms on Linux).
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config)
+                .acceptor(axum_server::accept::NoDelayAcceptor::new());
+            let server = axum_server::from_tcp(listener)
+                .acceptor(acceptor)
+                .handle(handle.clone());
             let service = tower::ServiceBuilder::new()
                 .map_request(|request: http::Request<hyper_body::Incoming>| {
                     request.map(axum::body::Body::new)

@@ -270,11 +270,15 @@ fn spawn_tls(
         }
     };
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(
-        listener,
+    // TCP_NODELAY on every accepted connection: without it a small response written after the
+    // TLS handshake waits for the client's delayed ACK (about 40 ms on Linux).
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
         axum_server::tls_rustls::RustlsConfig::from_config(tls),
     )
-    .handle(handle.clone());
+    .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let server = axum_server::from_tcp(listener)
+        .acceptor(acceptor)
+        .handle(handle.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let watcher = tokio::spawn(async move {
