@@ -238,6 +238,31 @@ mod tests {
     }
 
     #[test]
+    fn the_public_methods_apply_the_workflow_mapping() {
+        for error in [
+            TransportError::Unavailable("bluetooth_off".into()),
+            TransportError::NotFound(crate::transport::PeripheralId("AA:BB".into())),
+            TransportError::Timeout,
+            TransportError::Disconnected,
+            TransportError::FrameTooLarge {
+                len: 300,
+                limit: 244,
+            },
+            TransportError::Platform("adapter reset".into()),
+        ] {
+            assert_eq!(
+                error.to_commission_error(Step::Scanning),
+                transport(&error, Step::Scanning)
+            );
+        }
+        let unknown = ServiceError::UnknownRegistration {
+            registration_id: "sensor-1".into(),
+        };
+        assert_eq!(unknown.to_commission_error(), service(&unknown));
+        assert_eq!(unknown.to_commission_error().code(), "invalid_payload");
+    }
+
+    #[test]
     fn a_lost_frame_is_a_link_problem_and_garbage_is_an_incompatible_device() {
         let gap = wire(&WireError::Frame(FrameError::Timeout), Step::Registering);
         assert_eq!(gap.code(), "link_lost");

@@ -105,6 +105,15 @@ pub enum TransportError {
     Platform(String),
 }
 
+impl TransportError {
+    /// The public error a commissioning fails with when this transport failure happens during
+    /// `step`: the same mapping the workflow applies, for shells that use a transport outside a
+    /// commissioning (a stand-alone scan).
+    pub fn to_commission_error(&self, step: crate::error::Step) -> crate::CommissionError {
+        crate::failure::transport(self, step)
+    }
+}
+
 /// A BLE central able to scan and connect.
 #[async_trait]
 pub trait BleTransport: Send + Sync {
