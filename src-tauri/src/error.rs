@@ -5,8 +5,7 @@
 //! get codes of their own, listed in [`ShellError`].
 
 use fieldlink_core::{
-    CommissionError, ErrorView, assignment::ServiceError, error::Step, journal::JournalError,
-    transport::TransportError,
+    CommissionError, ErrorView, error::Step, journal::JournalError, transport::TransportError,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -177,49 +176,10 @@ impl From<JournalError> for CommandError {
     }
 }
 
-/// A transport failure while scanning, in the public tier.
-///
-/// The core folds transport errors into [`CommissionError`] only inside the workflow
-/// (`failure::transport` is crate-private), so a stand-alone scan maps them here, the same way.
+/// A transport failure while scanning, in the public tier: the core's own mapping
+/// ([`TransportError::to_commission_error`]) at the scanning step.
 pub fn scan_failure(error: &TransportError) -> CommissionError {
-    match error {
-        TransportError::Unavailable(detail) => CommissionError::BluetoothUnavailable {
-            detail: detail.clone(),
-        },
-        TransportError::Timeout => CommissionError::Timeout {
-            step: Step::Scanning,
-        },
-        TransportError::FrameTooLarge { .. } => CommissionError::Internal {
-            detail: format!("transport: {error}"),
-        },
-        TransportError::NotFound(_)
-        | TransportError::Disconnected
-        | TransportError::Platform(_) => CommissionError::LinkLost {
-            step: Step::Scanning,
-            retryable: true,
-        },
-    }
-}
-
-/// A provisioning-service failure outside the workflow (a status query), in the public tier,
-/// mapped as the core's crate-private `failure::service` does.
-pub fn service_failure(error: &ServiceError) -> CommissionError {
-    match error {
-        ServiceError::Unavailable { detail } | ServiceError::Invalid { detail } => {
-            CommissionError::ApiUnavailable {
-                detail: detail.clone(),
-            }
-        }
-        ServiceError::Throttled { retry_after } => CommissionError::Throttled {
-            retry_after: *retry_after,
-        },
-        ServiceError::Unauthorized => CommissionError::Unauthorized,
-        ServiceError::Forbidden => CommissionError::Forbidden,
-        ServiceError::UnknownRegistration { registration_id } => CommissionError::InvalidPayload {
-            field: "registration_id".into(),
-            reason: format!("{registration_id} is not known to the provisioning service"),
-        },
-    }
+    error.to_commission_error(Step::Scanning)
 }
 
 /// What every command returns.
@@ -270,5 +230,36 @@ mod tests {
         assert_eq!(off.code(), "bluetooth_unavailable");
         let slow = scan_failure(&TransportError::Timeout);
         assert_eq!(CommandError::from(slow).details["step"], "scanning");
+    }
+
+    #[test]
+    fn service_failures_keep_their_codes_and_details() {
+        use fieldlink_core::assignment::ServiceError;
+
+        let unknown: CommandError = ServiceError::UnknownRegistration {
+            registration_id: "pump-1".into(),
+        }
+        .to_commission_error()
+        .into();
+        assert_eq!(unknown.code, "invalid_payload");
+        assert!(!unknown.retryable);
+        assert_eq!(unknown.details["field"], "registration_id");
+        assert!(unknown.message.contains("pump-1"));
+        let throttled: CommandError = ServiceError::Throttled {
+            retry_after: Some(Duration::from_secs(4)),
+        }
+        .to_commission_error()
+        .into();
+        assert_eq!(throttled.code, "throttled");
+        assert!(throttled.retryable);
+        assert_eq!(throttled.details["retry_after_s"], 4);
+        let invalid: CommandError = ServiceError::Invalid {
+            detail: "not JSON".into(),
+        }
+        .to_commission_error()
+        .into();
+        assert_eq!(invalid.code, "api_unavailable");
+        let denied: CommandError = ServiceError::Forbidden.to_commission_error().into();
+        assert_eq!(denied.code, "forbidden");
     }
 }

@@ -2,10 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use fieldlink_core::{
-    CommissionError,
-    journal::{AttemptId, AttemptQuery},
-};
+use fieldlink_core::CommissionError;
 use tauri::{State, ipc::Channel};
 
 use crate::{
@@ -13,7 +10,7 @@ use crate::{
         progress::ProgressUpdate,
         result::{CommissionResult, RegistrationStatus},
     },
-    error::{CommandResult, ShellError, service_failure},
+    error::{CommandResult, ShellError},
     label::OnboardingCode,
     run::Run,
     state::DesktopState,
@@ -58,22 +55,8 @@ pub async fn registration_status(
     registration_id: String,
 ) -> CommandResult<RegistrationStatus> {
     let services = state.site().await?.services()?;
-    let journal = state.journal();
-    let attempts = journal.attempts(&AttemptQuery {
-        registration_id: Some(registration_id.clone()),
-        batch_id: None,
-        limit: Some(50),
-    })?;
-    let mut assignment = None;
-    for attempt in attempts {
-        if let Some(record) = journal.attempt_assignment(AttemptId(attempt.id))?
-            && let Some(found) = record.to_assignment()
-        {
-            assignment = Some(found);
-            break;
-        }
-    }
-    let assignment = assignment.ok_or(ShellError::NoAssignment {
+    let newest = state.journal().latest_assignment(&registration_id)?;
+    let assignment = newest.ok_or(ShellError::NoAssignment {
         registration_id: registration_id.clone(),
     })?;
     let query = services
@@ -84,6 +67,6 @@ pub async fn registration_status(
         .map_err(|_| CommissionError::ApiUnavailable {
             detail: "no answer in time".to_owned(),
         })?
-        .map_err(|error| service_failure(&error))?;
+        .map_err(|error| error.to_commission_error())?;
     Ok(view.into())
 }

@@ -60,6 +60,16 @@ async fn commission_streams_progress_and_journals_the_result() {
 }
 
 #[tokio::test]
+async fn a_device_without_a_ticket_here_has_no_status_to_ask_for() {
+    let (test, _) = TestApp::with_world(1).await;
+    let error = commission::registration_status(test.state(), "never-commissioned".into())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, "no_assignment");
+    assert_eq!(error.details["registration_id"], "never-commissioned");
+}
+
+#[tokio::test]
 async fn wrong_pop_reaches_the_ui_with_the_core_code_and_is_journalled() {
     let (test, labels) = TestApp::with_world(1).await;
     let payload = fieldlink_protocol::payload::OnboardingPayload::parse(&labels[0]).unwrap();
