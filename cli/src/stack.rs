@@ -161,6 +161,11 @@ impl LocalStack {
             tempfile::tempdir().map_err(|error| startup_error("the stack's files", error))?;
         let ca_file = files.path().join("ca.pem");
         crate::manifest::write_private(&ca_file, ca_pem.as_bytes())?;
+        // The issuer's RSA key generation runs on the blocking pool while the emulator starts.
+        let pending_issuer = config
+            .api
+            .then(|| issuer::begin(config.auto_approve))
+            .transpose()?;
         // The emulator re-creates the same CA from its key (same name and key identifier), so
         // its certificate chains to `ca_pem`; it serves HTTPS only.
         let emulator = DpsEmulator::start(EmulatorConfig {
@@ -229,9 +234,9 @@ impl LocalStack {
             .map(|index| format!("{}-{index:04}", config.prefix))
             .collect();
         let mut stack_issuer = None;
-        let (api, anchors) = if config.api {
+        let (api, anchors) = if let Some(pending_issuer) = pending_issuer {
             let names: Vec<String> = instances.iter().map(|(name, _)| name.clone()).collect();
-            let started_issuer = issuer::start(&ca, config.auto_approve)?;
+            let started_issuer = pending_issuer.start(&ca).await?;
             let api = api::start(api::ApiParts {
                 emulator: &emulator,
                 instances: &names,

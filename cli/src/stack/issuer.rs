@@ -6,14 +6,23 @@
 //! with a custom-scheme redirect). One installer user with a random password: its Argon2id hash
 //! is all the issuer keeps; the clear password goes only to the 0600 manifest (a sandbox test
 //! user). `auto_approve` (demo only) approves every sign-in as that user without the page.
+//!
+//! Start-up: [`begin`] binds the listener and builds the issuer (its RSA signing key) on the
+//! blocking pool, so the stack starts the DPS emulator meanwhile; [`PendingIssuer::start`]
+//! serves it.
 
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHasher, Version,
+    password_hash::{SaltString, rand_core::OsRng},
+};
 use fieldlink_dps_emulator::tls::CertificateAuthority;
 use fieldlink_provisioning_api::{
     RunningApi,
-    issuer::{ClientConfig, Issuer, IssuerConfig, UserConfig, hash_password},
+    issuer::{ClientConfig, Issuer, IssuerConfig, IssuerConfigError, UserConfig},
     server::serve_router_tls,
 };
 use rand::RngCore;
+use tokio::task::JoinHandle;
 
 use crate::exit::{CliError, Exit};
 
@@ -100,6 +109,28 @@ fn random_password() -> String {
     hex::encode(bytes)
 }
 
+/// Argon2id memory cost for the sandbox password, KiB (the default is 19 MiB).
+const SANDBOX_HASH_MEMORY_KIB: u32 = 64;
+/// Argon2id passes for the sandbox password (the default is 2).
+const SANDBOX_HASH_PASSES: u32 = 1;
+
+/// The Argon2id PHC string of a [`random_password`], with deliberately small parameters.
+///
+/// Argon2's memory hardness slows down guessing *human-chosen* passwords; a random 128-bit
+/// secret cannot be guessed however cheap one guess is, so the default 19 MiB and two passes
+/// would only add start-up time and peak memory to every `demo` and `sandbox up`. The issuer
+/// verifies with the parameters the PHC string names, so it accepts these as it accepts the
+/// defaults. Never use this for a password a person chose.
+fn hash_random_password(password: &str) -> Result<String, CliError> {
+    let params = Params::new(SANDBOX_HASH_MEMORY_KIB, SANDBOX_HASH_PASSES, 1, None)
+        .map_err(|error| failed("password hash", error))?;
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| failed("password hash", error))
+}
+
 fn clients() -> Vec<SandboxClient> {
     vec![
         SandboxClient {
@@ -120,18 +151,26 @@ fn clients() -> Vec<SandboxClient> {
     ]
 }
 
-/// Starts the issuer on a free loopback port with a certificate from `ca`.
-pub fn start(ca: &CertificateAuthority, auto_approve: bool) -> Result<StackIssuer, CliError> {
+/// An issuer being built on the blocking pool (its RSA key generation takes ~100 ms), with its
+/// listener already bound.
+pub struct PendingIssuer {
+    build: JoinHandle<Result<Issuer, IssuerConfigError>>,
+    listener: std::net::TcpListener,
+    url: String,
+    users: Vec<SandboxUser>,
+    clients: Vec<SandboxClient>,
+    auto_approve: bool,
+}
+
+/// Binds the issuer's loopback port and starts building the issuer on the blocking pool; call
+/// [`PendingIssuer::start`] to serve it. Must run inside the tokio runtime.
+pub fn begin(auto_approve: bool) -> Result<PendingIssuer, CliError> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| failed("listen", error))?;
     let addr = listener
         .local_addr()
         .map_err(|error| failed("listen", error))?;
     let url = format!("https://{addr}");
-    let tls = ca
-        .issue_server_certificate(&["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .and_then(|certificate| certificate.rustls_config())
-        .map_err(|error| failed("certificate", error))?;
 
     let users = vec![SandboxUser {
         username: INSTALLER_USER.to_owned(),
@@ -161,28 +200,53 @@ pub fn start(ca: &CertificateAuthority, auto_approve: bool) -> Result<StackIssue
         .collect();
     config.users = users
         .iter()
-        .map(|user| UserConfig {
-            username: user.username.clone(),
-            subject: None,
-            password_hash: hash_password(&user.password),
-            tenant: user.tenant.clone(),
-            roles: vec![user.role.clone()],
-            name: Some(format!("Sandbox {}", user.username)),
-            disabled: false,
+        .map(|user| {
+            Ok(UserConfig {
+                username: user.username.clone(),
+                subject: None,
+                password_hash: hash_random_password(&user.password)?,
+                tenant: user.tenant.clone(),
+                roles: vec![user.role.clone()],
+                name: Some(format!("Sandbox {}", user.username)),
+                disabled: false,
+            })
         })
-        .collect();
+        .collect::<Result<_, CliError>>()?;
     config.auto_approve_as = auto_approve.then(|| INSTALLER_USER.to_owned());
-    let issuer = Issuer::new(config).map_err(|error| failed("configuration", error))?;
-    let running = serve_router_tls(issuer.router(), listener, tls)
-        .map_err(|error| failed("listen", error))?;
-    Ok(StackIssuer {
-        issuer,
-        running,
+    let build = tokio::task::spawn_blocking(move || Issuer::new(config));
+    Ok(PendingIssuer {
+        build,
+        listener,
         url,
         users,
         clients,
         auto_approve,
     })
+}
+
+impl PendingIssuer {
+    /// Waits for the issuer and serves it over HTTPS with a certificate from `ca`.
+    pub async fn start(self, ca: &CertificateAuthority) -> Result<StackIssuer, CliError> {
+        let tls = ca
+            .issue_server_certificate(&["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .and_then(|certificate| certificate.rustls_config())
+            .map_err(|error| failed("certificate", error))?;
+        let issuer = self
+            .build
+            .await
+            .map_err(|error| failed("key generation", error))?
+            .map_err(|error| failed("configuration", error))?;
+        let running = serve_router_tls(issuer.router(), self.listener, tls)
+            .map_err(|error| failed("listen", error))?;
+        Ok(StackIssuer {
+            issuer,
+            running,
+            url: self.url,
+            users: self.users,
+            clients: self.clients,
+            auto_approve: self.auto_approve,
+        })
+    }
 }
 
 impl StackIssuer {
@@ -191,5 +255,33 @@ impl StackIssuer {
         self.users
             .iter()
             .find(|user| user.username == INSTALLER_USER)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::{PasswordHash, PasswordVerifier};
+
+    use super::*;
+
+    #[test]
+    fn the_sandbox_hash_is_a_small_argon2id_phc_string_the_default_verifier_accepts() {
+        let password = random_password();
+        let hash = hash_random_password(&password).unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+        let parsed = PasswordHash::new(&hash).unwrap();
+        // The issuer verifies with `Argon2::default()`, which takes the parameters from the
+        // PHC string.
+        assert!(
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(random_password().as_bytes(), &parsed)
+                .is_err()
+        );
+        assert_ne!(hash, hash_random_password(&password).unwrap(), "salted");
     }
 }
