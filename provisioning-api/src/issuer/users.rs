@@ -30,6 +30,27 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
+/// The hash an unknown username is checked against, so that it costs what a known user's check
+/// costs: made with the Argon2 parameters of the costliest configured hash (the defaults when
+/// no configured hash parses).
+fn decoy_hash(users: &[UserConfig]) -> String {
+    const DECOY: &[u8] = b"decoy password for unknown users";
+    let params = users
+        .iter()
+        .filter_map(|user| PasswordHash::new(&user.password_hash).ok())
+        .filter_map(|hash| argon2::Params::try_from(&hash).ok())
+        .max_by_key(|params| u64::from(params.m_cost()) * u64::from(params.t_cost()));
+    let salt = SaltString::generate(&mut OsRng);
+    params
+        .and_then(|params| {
+            Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                .hash_password(DECOY, &salt)
+                .ok()
+                .map(|hash| hash.to_string())
+        })
+        .unwrap_or_else(|| hash_password("decoy password for unknown users"))
+}
+
 /// Why a sign-in failed (the page shows one message for all of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignInError {
@@ -69,7 +90,7 @@ impl UserDirectory {
                 .map(|u| (u.username.clone(), Arc::new(u.clone())))
                 .collect(),
             failures: Mutex::new(HashMap::new()),
-            decoy_hash: hash_password("decoy password for unknown users"),
+            decoy_hash: decoy_hash(users),
         }
     }
 
@@ -175,6 +196,40 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_unknown_user_costs_what_the_costliest_known_user_costs() {
+        let cheap = argon2::Params::new(64, 1, 1, None).expect("valid parameters");
+        let salt = SaltString::generate(&mut OsRng);
+        let cheap_hash = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, cheap)
+            .hash_password(b"pw", &salt)
+            .expect("hash")
+            .to_string();
+        let user = |name: &str, password_hash: String| UserConfig {
+            username: name.into(),
+            subject: None,
+            password_hash,
+            tenant: "acme".into(),
+            roles: vec!["installer".into()],
+            name: None,
+            disabled: false,
+        };
+        let params_of = |hash: &str| {
+            argon2::Params::try_from(&PasswordHash::new(hash).expect("PHC")).expect("params")
+        };
+
+        let only_cheap = decoy_hash(&[user("a", cheap_hash.clone())]);
+        assert_eq!(params_of(&only_cheap).m_cost(), 64);
+        assert_eq!(params_of(&only_cheap).t_cost(), 1);
+
+        let mixed = decoy_hash(&[user("a", cheap_hash), user("b", hash_password("pw"))]);
+        assert_eq!(
+            params_of(&mixed).m_cost(),
+            argon2::Params::DEFAULT_M_COST,
+            "the costliest configured hash sets the decoy's cost"
+        );
+        assert!(decoy_hash(&[]).starts_with("$argon2id$v=19$"));
     }
 
     #[test]
