@@ -87,6 +87,45 @@ pub enum ServiceError {
         /// Secret-free description.
         detail: String,
     },
+    /// The service answered about another DPS instance / ID scope than the device's ticket
+    /// names (the device was moved meanwhile): a contradiction, not an outage.
+    #[error(
+        "the service reports the registration in DPS {reported} but the device's ticket names \
+         {expected}"
+    )]
+    ScopeMismatch {
+        /// The ID scope and instance of the device's ticket.
+        expected: DpsScope,
+        /// The ID scope and instance the service answered about.
+        reported: DpsScope,
+        /// What the service reported there.
+        view: Box<RegistrationView>,
+    },
+}
+
+/// A DPS instance and its ID scope.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DpsScope {
+    /// DPS ID scope.
+    pub id_scope: String,
+    /// DPS instance name.
+    pub dps_instance: String,
+}
+
+impl DpsScope {
+    /// The scope of `assignment`'s ticket.
+    pub fn of(assignment: &Assignment) -> Self {
+        Self {
+            id_scope: assignment.id_scope.clone(),
+            dps_instance: assignment.dps_instance.clone(),
+        }
+    }
+}
+
+impl fmt::Display for DpsScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "id_scope {} ({})", self.id_scope, self.dps_instance)
+    }
 }
 
 impl ServiceError {

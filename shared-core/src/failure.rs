@@ -56,6 +56,14 @@ pub(crate) fn service(error: &ServiceError) -> CommissionError {
         ServiceError::Invalid { detail } => CommissionError::ApiUnavailable {
             detail: detail.clone(),
         },
+        // The service's record is in another DPS scope than the ticket: the two sides
+        // contradict each other on `id_scope`.
+        ServiceError::ScopeMismatch {
+            expected, reported, ..
+        } => CommissionError::ConfirmationMismatch {
+            device: expected.to_string(),
+            service: reported.to_string(),
+        },
     }
 }
 

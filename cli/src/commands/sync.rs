@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use fieldlink_core::{
-    assignment::RegistrationStatusSource,
-    journal::{AttemptId, Journal, ServiceVerdict},
+    assignment::{RegistrationStatusSource, ServiceError},
+    journal::{AttemptId, ConfirmationDisagreement, Journal, PendingConfirmation, ServiceVerdict},
 };
 use serde::Serialize;
 
@@ -35,7 +35,7 @@ pub struct SyncRejection {
     pub code: String,
     /// What differs, device against service.
     pub message: String,
-    /// The fields that differ (`status`, `assigned_hub`, `device_id`).
+    /// The fields that differ (`id_scope`, `status`, `assigned_hub`, `device_id`).
     pub fields: Vec<&'static str>,
 }
 
@@ -65,24 +65,15 @@ pub async fn sync_pending(
                     summary.pending += 1;
                 }
                 ServiceVerdict::Disagrees(disagreement) => {
-                    let record = disagreement.error_record();
-                    journal.reject_pending(attempt, &record)?;
-                    tracing::warn!(
-                        attempt = pending.attempt_id,
-                        registration_id = %pending.registration_id,
-                        "{}",
-                        record.message
-                    );
-                    summary.rejected += 1;
-                    summary.rejections.push(SyncRejection {
-                        attempt_id: pending.attempt_id,
-                        registration_id: pending.registration_id.clone(),
-                        code: record.code,
-                        message: record.message,
-                        fields: disagreement.fields,
-                    });
+                    reject(journal, &pending, &disagreement, &mut summary)?;
                 }
             },
+            // The service's record is in another DPS scope than the ticket's: settled as a
+            // contradiction on `id_scope`, not retried forever.
+            Ok(Err(ServiceError::ScopeMismatch { reported, view, .. })) => {
+                let disagreement = pending.judge_scope(&reported, &view);
+                reject(journal, &pending, &disagreement, &mut summary)?;
+            }
             Ok(Err(error)) => {
                 journal.note_sync_failure(attempt, &error.to_string())?;
                 summary.pending += 1;
@@ -94,6 +85,32 @@ pub async fn sync_pending(
         }
     }
     Ok(summary)
+}
+
+/// Fails a queued attempt the service contradicted and counts it.
+fn reject(
+    journal: &Journal,
+    pending: &PendingConfirmation,
+    disagreement: &ConfirmationDisagreement,
+    summary: &mut SyncSummary,
+) -> Result<(), CliError> {
+    let record = disagreement.error_record();
+    journal.reject_pending(AttemptId(pending.attempt_id), &record)?;
+    tracing::warn!(
+        attempt = pending.attempt_id,
+        registration_id = %pending.registration_id,
+        "{}",
+        record.message
+    );
+    summary.rejected += 1;
+    summary.rejections.push(SyncRejection {
+        attempt_id: pending.attempt_id,
+        registration_id: pending.registration_id.clone(),
+        code: record.code,
+        message: record.message,
+        fields: disagreement.fields.clone(),
+    });
+    Ok(())
 }
 
 /// Best-effort sync before a run; reports what changed on stdout (human mode).
@@ -274,5 +291,59 @@ mod tests {
             .await
             .expect("sync");
         assert_eq!((again.confirmed, again.rejected, again.pending), (0, 0, 1));
+    }
+
+    /// Answers every question about another DPS scope than the ticket's, as the API client does
+    /// when the service's record moved to another instance.
+    struct MovedScope;
+
+    #[async_trait]
+    impl RegistrationStatusSource for MovedScope {
+        async fn registration_status(
+            &self,
+            registration_id: String,
+            assignment: fieldlink_core::assignment::Assignment,
+        ) -> Result<RegistrationView, ServiceError> {
+            Err(ServiceError::ScopeMismatch {
+                expected: fieldlink_core::assignment::DpsScope::of(&assignment),
+                reported: fieldlink_core::assignment::DpsScope {
+                    id_scope: "0ne00OTHER".into(),
+                    dps_instance: "dps-9".into(),
+                },
+                view: Box::new(view("hub-1.example", &registration_id)),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_about_another_id_scope_settles_the_entry_as_a_mismatch() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let journal = Journal::open(dir.path().join("journal.sqlite3")).expect("journal");
+        let moved = queue(&journal, "dev-s", "hub-1.example").await;
+        let status: Arc<dyn RegistrationStatusSource> = Arc::new(MovedScope);
+
+        let summary = sync_pending(&journal, &status, Duration::from_secs(5))
+            .await
+            .expect("sync");
+        assert_eq!(
+            (summary.confirmed, summary.rejected, summary.pending),
+            (0, 1, 0)
+        );
+        let rejection = &summary.rejections[0];
+        assert_eq!(rejection.attempt_id, moved.0);
+        assert_eq!(rejection.code, "confirmation_mismatch");
+        // Hub, device ID and status agree: only the scope differs.
+        assert_eq!(rejection.fields, ["id_scope"]);
+        assert!(
+            rejection
+                .message
+                .contains("id_scope: device 0ne00SYNC1 (dps-2), service 0ne00OTHER (dps-9)"),
+            "{}",
+            rejection.message
+        );
+        let record = journal.attempt(moved).expect("read").expect("exists");
+        assert_eq!(record.outcome.as_deref(), Some("failed"));
+        assert_eq!(record.error_code.as_deref(), Some("confirmation_mismatch"));
+        assert!(journal.pending_confirmations().expect("pending").is_empty());
     }
 }

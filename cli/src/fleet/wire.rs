@@ -262,6 +262,8 @@ impl WireError {
                 Self::new("unknown_registration", registration_id.clone())
             }
             ServiceError::Invalid { detail } => Self::new("invalid", detail.clone()),
+            // Not carried over the fleet socket: arrives as an invalid answer.
+            ServiceError::ScopeMismatch { .. } => Self::new("invalid", error.to_string()),
         }
     }
 

@@ -31,7 +31,8 @@ use super::{
 };
 use crate::{
     assignment::{
-        Assignment, AssignmentSource, RegistrationStatusSource, RegistrationView, ServiceError,
+        Assignment, AssignmentSource, DpsScope, RegistrationStatusSource, RegistrationView,
+        ServiceError,
     },
     retry::RetryPolicy,
     workflow::service_call::{self, ServiceRetry},
@@ -499,7 +500,8 @@ impl AssignmentSource for ProvisioningApiClient {
 
 #[async_trait]
 impl RegistrationStatusSource for ProvisioningApiClient {
-    /// The API's view of DPS; refuses an answer about another DPS scope than the ticket's.
+    /// The API's view of DPS; an answer about another DPS scope than the ticket's is a
+    /// [`ServiceError::ScopeMismatch`].
     async fn registration_status(
         &self,
         registration_id: String,
@@ -510,15 +512,13 @@ impl RegistrationStatusSource for ProvisioningApiClient {
             .await
             .map_err(|error| error.to_service_error(&registration_id))?;
         if registration.id_scope != assignment.id_scope {
-            return Err(ServiceError::Invalid {
-                detail: format!(
-                    "the service reports DPS scope {} ({}) but the device's ticket named {} ({}); \
-                     the device was moved meanwhile",
-                    registration.id_scope,
-                    registration.dps_instance,
-                    assignment.id_scope,
-                    assignment.dps_instance
-                ),
+            return Err(ServiceError::ScopeMismatch {
+                expected: DpsScope::of(&assignment),
+                reported: DpsScope {
+                    id_scope: registration.id_scope,
+                    dps_instance: registration.dps_instance,
+                },
+                view: Box::new(registration.view),
             });
         }
         Ok(registration.view)

@@ -13,7 +13,7 @@ use std::{
 use super::*;
 use crate::{
     CommissionError, Step,
-    assignment::{DpsTarget, LocalAssignmentSigner, RegistrationView},
+    assignment::{DpsScope, DpsTarget, LocalAssignmentSigner, RegistrationView},
     error::NetworkFailureKind,
     workflow::{CommissioningReport, DeviceRegistration, LinkCounters, StepTiming},
 };

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::{
     CommissionError,
-    assignment::{Assignment, RegistrationView},
+    assignment::{Assignment, DpsScope, RegistrationView},
     workflow::{CommissioningReport, DeviceRegistration, LinkCounters, StepTiming},
 };
 
@@ -527,12 +527,16 @@ pub enum ServiceVerdict {
 /// A queued confirmation the registration-status source contradicts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConfirmationDisagreement {
-    /// What differs, in a stable order: `status`, `assigned_hub`, `device_id`.
+    /// What differs, in a stable order: `id_scope`, `status`, `assigned_hub`, `device_id`.
     pub fields: Vec<&'static str>,
     /// The device's report over BLE plus the assignment it was given.
     pub device: DeviceSide,
     /// The service's view.
     pub service: RegistrationView,
+    /// The DPS scope the service answered about, when it is not the ticket's (`id_scope` is
+    /// then the first of `fields`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_scope: Option<DpsScope>,
 }
 
 /// The device's side of a queued confirmation.
@@ -563,6 +567,13 @@ impl ConfirmationDisagreement {
             .iter()
             .map(|field| {
                 let (device, service) = match *field {
+                    "id_scope" => (
+                        format!("{} ({})", self.device.id_scope, self.device.dps_instance),
+                        self.service_scope.as_ref().map_or_else(
+                            || "none".to_owned(),
+                            |scope| format!("{} ({})", scope.id_scope, scope.dps_instance),
+                        ),
+                    ),
                     "status" => (self.device.status.clone(), self.service.status.clone()),
                     "assigned_hub" => (
                         show(self.device.assigned_hub.as_deref()),
@@ -595,6 +606,7 @@ impl ConfirmationDisagreement {
                 "fields": self.fields,
                 "device": self.device,
                 "service": self.service,
+                "service_scope": self.service_scope,
                 "at": "sync",
             }),
         }
@@ -624,7 +636,31 @@ impl PendingConfirmation {
         if fields.is_empty() {
             return ServiceVerdict::Agrees;
         }
-        ServiceVerdict::Disagrees(Box::new(ConfirmationDisagreement {
+        ServiceVerdict::Disagrees(Box::new(self.disagreement(fields, view, None)))
+    }
+
+    /// The service answered about another DPS scope than the ticket's
+    /// ([`crate::assignment::ServiceError::ScopeMismatch`]): a contradiction on `id_scope`
+    /// (plus whatever else differs from the device's report), never "still lagging".
+    pub fn judge_scope(
+        &self,
+        reported: &DpsScope,
+        view: &RegistrationView,
+    ) -> ConfirmationDisagreement {
+        let mut fields = vec!["id_scope"];
+        if let ServiceVerdict::Disagrees(other) = self.judge(view) {
+            fields.extend(other.fields);
+        }
+        self.disagreement(fields, view, Some(reported.clone()))
+    }
+
+    fn disagreement(
+        &self,
+        fields: Vec<&'static str>,
+        view: &RegistrationView,
+        service_scope: Option<DpsScope>,
+    ) -> ConfirmationDisagreement {
+        ConfirmationDisagreement {
             fields,
             device: DeviceSide {
                 status: self.device_status.clone(),
@@ -634,6 +670,7 @@ impl PendingConfirmation {
                 id_scope: self.assignment.id_scope.clone(),
             },
             service: view.clone(),
-        }))
+            service_scope,
+        }
     }
 }

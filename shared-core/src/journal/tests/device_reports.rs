@@ -157,3 +157,41 @@ fn a_contradiction_is_stored_as_a_confirmation_mismatch_failure() {
     // The device's own report stays on the attempt (the service's hub is not written over it).
     assert_eq!(stored.assigned_hub.as_deref(), Some("hub-a.example"));
 }
+
+#[test]
+fn an_answer_about_another_scope_is_a_mismatch_on_id_scope_first() {
+    let dir = TempDir::new("scope");
+    let journal = queued(&dir, "a", Some(&device("hub-a.example", "a")));
+    let pending = journal.pending_confirmations().unwrap().remove(0);
+    let reported = DpsScope {
+        id_scope: "0ne00OTHER".into(),
+        dps_instance: "dps-9".into(),
+    };
+    // The view itself agrees with the device: only the scope differs.
+    let agreeing = view("assigned", Some("hub-a.example"), Some("a"));
+    let only_scope = pending.judge_scope(&reported, &agreeing);
+    assert_eq!(only_scope.fields, ["id_scope"]);
+    let record = only_scope.error_record();
+    assert_eq!(record.code, "confirmation_mismatch");
+    assert!(!record.retryable);
+    let expected = format!(
+        "id_scope: device {} ({}), service 0ne00OTHER (dps-9)",
+        pending.assignment.id_scope, pending.assignment.dps_instance
+    );
+    assert!(record.message.contains(&expected), "{}", record.message);
+    assert_eq!(record.details["service_scope"]["id_scope"], "0ne00OTHER");
+    // Other differences are named after it.
+    let moved = pending.judge_scope(
+        &reported,
+        &view("assigned", Some("hub-b.example"), Some("a")),
+    );
+    assert_eq!(moved.fields, ["id_scope", "assigned_hub"]);
+    // A plain disagreement carries no service scope.
+    let ServiceVerdict::Disagrees(plain) =
+        pending.judge(&view("assigned", Some("hub-b.example"), Some("a")))
+    else {
+        panic!("disagrees")
+    };
+    assert!(plain.service_scope.is_none());
+    assert!(plain.error_record().details["service_scope"].is_null());
+}

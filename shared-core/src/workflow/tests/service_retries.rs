@@ -39,6 +39,8 @@ struct Api {
     /// Answer to assignment requests once the script is used up.
     assignment_then: Arc<Mutex<Option<Reply>>>,
     status_always: Arc<Mutex<Option<Reply>>>,
+    /// The DPS instance and ID scope the registration answers name (default: the ticket's).
+    status_scope: Arc<Mutex<Option<(&'static str, &'static str)>>>,
     assignment_hits: Arc<Mutex<Vec<Instant>>>,
     status_hits: Arc<Mutex<Vec<Instant>>>,
 }
@@ -115,8 +117,13 @@ async fn registration(AxumState(api): AxumState<Api>) -> Response {
     if let Some(reply) = *api.status_always.lock().unwrap() {
         return failure(reply);
     }
+    let (dps_instance, id_scope) = api
+        .status_scope
+        .lock()
+        .unwrap()
+        .unwrap_or(("dps-1", "0ne000TEST"));
     Json(serde_json::json!({
-        "registration_id": "dev-1", "dps_instance": "dps-1", "id_scope": "0ne000TEST",
+        "registration_id": "dev-1", "dps_instance": dps_instance, "id_scope": id_scope,
         "registered": true, "status": "assigned", "substatus": "initialAssignment",
         "assigned_hub": "hub-a.example", "device_id": "dev-1",
     }))
@@ -345,4 +352,25 @@ async fn a_persistent_429_is_waited_out_once_per_attempt_then_reported_as_thrott
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn an_answer_about_another_id_scope_fails_the_confirmation_as_a_mismatch_once() {
+    let api = Api::default();
+    *api.status_scope.lock().unwrap() = Some(("dps-9", "0ne00OTHER"));
+    let bench = bench(api, policy(4), Duration::from_secs(10)).await;
+    let (result, events) = commission(&bench).await;
+    let error = result.unwrap_err();
+    // Before: a generic invalid answer, reported as `api_unavailable` (and queued by shells).
+    assert_eq!(error.code(), "confirmation_mismatch", "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("id_scope 0ne000TEST (dps-1)")
+            && message.contains("id_scope 0ne00OTHER (dps-9)"),
+        "{message}"
+    );
+    assert!(!error.retryable());
+    // A contradiction is not retried.
+    assert_eq!(bench.api.status_hits().len(), 1);
+    assert!(retries(&events, Step::Confirming).is_empty());
 }
