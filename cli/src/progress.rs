@@ -9,7 +9,7 @@ use std::sync::{
 use fieldlink_core::{
     Step,
     journal::StepRecord,
-    workflow::{DeviceRegistration, ProgressEvent, ProgressKind, ProgressListener},
+    workflow::{DeviceRegistration, ProgressEvent, ProgressKind, ProgressListener, StepTimings},
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
@@ -209,8 +209,10 @@ fn progress_json(event: &ProgressEvent, device: &str) -> serde_json::Value {
 /// What one device's progress events said, for the result and the journal.
 #[derive(Debug, Clone, Default)]
 pub struct StepLog {
-    /// Step timings built from `started`/`completed` events.
+    /// Step timings built from `started`/`completed` events (by [`StepTimings`]).
     pub steps: Vec<StepRecord>,
+    /// The accumulator behind `steps`.
+    timings: StepTimings,
     /// The device reported its DPS registration done (`registering` completed).
     pub registered_over_ble: bool,
     /// The device state a resume found (`registered`, `ticket_staged`, ...).
@@ -224,24 +226,18 @@ pub struct StepLog {
 
 impl StepLog {
     fn record(&mut self, event: &ProgressEvent) {
-        let name = event.step.as_str();
+        // The core's own accumulator: the same timings its report would carry.
+        if self.timings.record(event) {
+            self.steps = self
+                .timings
+                .as_slice()
+                .iter()
+                .map(StepRecord::from)
+                .collect();
+        }
         match &event.kind {
-            ProgressKind::Started => match self.steps.iter_mut().find(|s| s.step == name) {
-                Some(step) => step.attempts += 1,
-                None => self.steps.push(StepRecord {
-                    step: name.to_owned(),
-                    started_ms: event.at_ms,
-                    finished_ms: event.at_ms,
-                    attempts: 1,
-                }),
-            },
-            ProgressKind::Completed => {
-                if let Some(step) = self.steps.iter_mut().find(|s| s.step == name) {
-                    step.finished_ms = event.at_ms;
-                }
-                if event.step == Step::Registering {
-                    self.registered_over_ble = true;
-                }
+            ProgressKind::Completed if event.step == Step::Registering => {
+                self.registered_over_ble = true;
             }
             ProgressKind::Resumed { device_state } => {
                 self.resumed_from = Some(device_state.clone());
@@ -390,5 +386,43 @@ mod tests {
         let mut expected = serde_json::to_value(&connected).unwrap();
         expected["device"] = json!("sensor-1");
         assert_eq!(progress_json(&connected, "sensor-1"), expected);
+    }
+
+    #[test]
+    fn the_step_log_keeps_the_cores_timings_and_what_the_device_said() {
+        let at = |step, kind, at_ms| ProgressEvent {
+            step,
+            kind,
+            at_ms,
+            attempt: 1,
+        };
+        let events = [
+            at(Step::Handshaking, ProgressKind::Started, 10),
+            at(Step::Handshaking, ProgressKind::Connected { mtu: 185 }, 12),
+            at(Step::Handshaking, ProgressKind::Completed, 40),
+            at(Step::Registering, ProgressKind::Started, 50),
+            at(Step::Registering, ProgressKind::LinkLost, 60),
+            at(Step::Handshaking, ProgressKind::Started, 70),
+            at(Step::Handshaking, ProgressKind::Completed, 90),
+            at(Step::Registering, ProgressKind::Completed, 120),
+        ];
+        let mut log = StepLog::default();
+        let mut core = StepTimings::default();
+        for event in &events {
+            log.record(event);
+            core.record(event);
+        }
+        let expected: Vec<StepRecord> = core.as_slice().iter().map(StepRecord::from).collect();
+        assert_eq!(log.steps, expected);
+        assert_eq!(
+            (log.steps[0].step.as_str(), log.steps[0].attempts),
+            ("handshaking", 2)
+        );
+        assert_eq!(
+            (log.steps[0].started_ms, log.steps[0].finished_ms),
+            (10, 90)
+        );
+        assert!(log.registered_over_ble);
+        assert_eq!(log.mtu, Some(185));
     }
 }

@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 
 use super::{
     progress::{ProgressEvent, ProgressKind},
-    report::{CommissioningReport, DeviceRegistration, LinkCounters, StepTiming},
+    report::{CommissioningReport, DeviceRegistration, LinkCounters, StepTimings},
     state::{Action, CommissionRequest, CommissioningConfig, DiscriminatorMatch, Input, State},
     wire::{
         ClientWire, DeviceMessage, DeviceSnapshot, OutgoingRequest, ReportedResult, SnapshotState,
@@ -49,7 +49,7 @@ pub(super) struct Machine {
     network_joined: bool,
     device_result: Option<DeviceRegistration>,
     counters: LinkCounters,
-    timings: Vec<StepTiming>,
+    timings: StepTimings,
     resumes: u32,
     backoff: Backoff<StdRng>,
     reconnect_started: Option<u64>,
@@ -93,7 +93,7 @@ impl Machine {
             network_joined: false,
             device_result: None,
             counters: LinkCounters::default(),
-            timings: Vec::new(),
+            timings: StepTimings::default(),
             resumes: 0,
             reconnect_started: None,
             corrections: 0,
@@ -210,11 +210,7 @@ impl Machine {
     }
 
     fn progress(&self, step: Step, kind: ProgressKind, now: u64, actions: &mut Vec<Action>) {
-        let attempt = self
-            .timings
-            .iter()
-            .find(|t| t.step == step)
-            .map_or(1, |t| t.attempts);
+        let attempt = self.timings.attempt(step);
         actions.push(Action::Progress(ProgressEvent {
             step,
             kind,
@@ -231,23 +227,14 @@ impl Machine {
 
     /// Records the start of `step` without arming a deadline (steps that run in parallel).
     fn note_start(&mut self, step: Step, now: u64, actions: &mut Vec<Action>) {
-        let at = now.saturating_sub(self.started_ms);
-        match self.timings.iter_mut().find(|t| t.step == step) {
-            Some(timing) => timing.attempts += 1,
-            None => self.timings.push(StepTiming {
-                step,
-                started_ms: at,
-                finished_ms: at,
-                attempts: 1,
-            }),
-        }
+        self.timings
+            .started(step, now.saturating_sub(self.started_ms));
         self.progress(step, ProgressKind::Started, now, actions);
     }
 
     fn complete(&mut self, step: Step, now: u64, actions: &mut Vec<Action>) {
-        if let Some(timing) = self.timings.iter_mut().find(|t| t.step == step) {
-            timing.finished_ms = now.saturating_sub(self.started_ms);
-        }
+        self.timings
+            .completed(step, now.saturating_sub(self.started_ms));
         self.progress(step, ProgressKind::Completed, now, actions);
     }
 
@@ -747,7 +734,7 @@ impl Machine {
             service: view,
             agreed: true,
             network_configured: self.network_sent && self.network_joined,
-            steps: self.timings.clone(),
+            steps: self.timings.as_slice().to_vec(),
             link: self.counters.clone(),
             resumes: self.resumes,
             total_ms: now.saturating_sub(self.started_ms),

@@ -13,7 +13,7 @@ pub use driver::{Commissioner, NetworkCorrection};
 pub use progress::{
     IgnoreProgress, ProgressEvent, ProgressKind, ProgressListener, progress_channel,
 };
-pub use report::{CommissioningReport, DeviceRegistration, LinkCounters, StepTiming};
+pub use report::{CommissioningReport, DeviceRegistration, LinkCounters, StepTiming, StepTimings};
 pub use service_call::{ServiceCallScope, ServiceRetry};
 pub use state::{
     Action, CommissionRequest, Commissioning, CommissioningConfig, DiscriminatorMatch, Input,

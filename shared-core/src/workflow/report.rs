@@ -57,6 +57,64 @@ pub struct StepTiming {
     pub attempts: u32,
 }
 
+/// Step timings as a commissioning's report builds them, accumulated from step starts and
+/// completions.
+///
+/// The workflow keeps one to fill [`CommissioningReport::steps`]; a shell fed the same
+/// [`ProgressEvent`](super::ProgressEvent)s through [`StepTimings::record`] gets the same
+/// timings (for a failed or queued attempt, which has no report).
+///
+/// A step's first start fixes `started_ms`; each further start counts one more attempt; each
+/// completion moves `finished_ms` (a completion of a step never started is ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepTimings(Vec<StepTiming>);
+
+impl StepTimings {
+    /// `step` started at `at_ms` (since the commissioning started).
+    pub fn started(&mut self, step: Step, at_ms: u64) {
+        match self.0.iter_mut().find(|t| t.step == step) {
+            Some(timing) => timing.attempts += 1,
+            None => self.0.push(StepTiming {
+                step,
+                started_ms: at_ms,
+                finished_ms: at_ms,
+                attempts: 1,
+            }),
+        }
+    }
+
+    /// `step` completed at `at_ms`.
+    pub fn completed(&mut self, step: Step, at_ms: u64) {
+        if let Some(timing) = self.0.iter_mut().find(|t| t.step == step) {
+            timing.finished_ms = at_ms;
+        }
+    }
+
+    /// Feeds one progress event (only `started` and `completed` count); whether it counted.
+    pub fn record(&mut self, event: &super::ProgressEvent) -> bool {
+        match event.kind {
+            super::ProgressKind::Started => self.started(event.step, event.at_ms),
+            super::ProgressKind::Completed => self.completed(event.step, event.at_ms),
+            _ => return false,
+        }
+        true
+    }
+
+    /// How many times `step` started so far (1 for a step not started yet: the attempt an
+    /// event about it belongs to).
+    pub fn attempt(&self, step: Step) -> u32 {
+        self.0
+            .iter()
+            .find(|t| t.step == step)
+            .map_or(1, |t| t.attempts)
+    }
+
+    /// The timings, in the order the steps first started.
+    pub fn as_slice(&self) -> &[StepTiming] {
+        &self.0
+    }
+}
+
 /// What crossed the BLE link, counted by the workflow itself (from "connected" on).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LinkCounters {

@@ -373,6 +373,15 @@ async fn link_loss_after_the_ticket_resumes_without_re_pushing() {
             device_state: "registered".into()
         }));
     assert_eq!(report.step(Step::Handshaking).unwrap().attempts, 2);
+
+    // A shell folding the same events through `StepTimings` gets the report's timings,
+    // resumed attempts included; every event's `attempt` is the count at that moment.
+    let mut timings = crate::workflow::StepTimings::default();
+    for event in &events {
+        timings.record(event);
+        assert_eq!(event.attempt, timings.attempt(event.step), "{event:?}");
+    }
+    assert_eq!(timings.as_slice(), report.steps.as_slice());
 }
 
 #[tokio::test(start_paused = true)]
