@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use fieldlink_core::{
-    assignment::{RegistrationView, ServiceError},
+    assignment::{DpsScope, RegistrationView, ServiceError},
     transport::{DisconnectReason, DiscoveredDevice, PeripheralId, TransportError},
 };
 use serde::{Deserialize, Serialize};
@@ -205,12 +205,32 @@ pub enum Reply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireError {
     /// `not_found`, `timeout`, `disconnected`, `frame_too_large`, `unavailable`, `throttled`,
-    /// `unauthorized`, `forbidden`, `unknown_registration`, `invalid`, `platform`.
+    /// `unauthorized`, `forbidden`, `unknown_registration`, `invalid`, `scope_mismatch`,
+    /// `platform`.
     pub code: String,
     /// Detail.
     pub detail: String,
     /// Retry-After, for `throttled`.
     pub retry_after_ms: Option<u64>,
+    /// For `scope_mismatch`: both scopes and the service's view (absent otherwise, and from
+    /// older peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_mismatch: Option<Box<WireScopeMismatch>>,
+}
+
+/// A registration answered about another DPS scope than the ticket's, on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireScopeMismatch {
+    /// The ticket's ID scope.
+    pub expected_id_scope: String,
+    /// The ticket's DPS instance.
+    pub expected_dps_instance: String,
+    /// The ID scope the service answered about.
+    pub reported_id_scope: String,
+    /// The DPS instance the service answered about.
+    pub reported_dps_instance: String,
+    /// What the service reported there.
+    pub view: WireView,
 }
 
 impl WireError {
@@ -220,6 +240,7 @@ impl WireError {
             code: code.to_owned(),
             detail: detail.into(),
             retry_after_ms: None,
+            scope_mismatch: None,
         }
     }
 
@@ -262,8 +283,20 @@ impl WireError {
                 Self::new("unknown_registration", registration_id.clone())
             }
             ServiceError::Invalid { detail } => Self::new("invalid", detail.clone()),
-            // Not carried over the fleet socket: arrives as an invalid answer.
-            ServiceError::ScopeMismatch { .. } => Self::new("invalid", error.to_string()),
+            ServiceError::ScopeMismatch {
+                expected,
+                reported,
+                view,
+            } => Self {
+                scope_mismatch: Some(Box::new(WireScopeMismatch {
+                    expected_id_scope: expected.id_scope.clone(),
+                    expected_dps_instance: expected.dps_instance.clone(),
+                    reported_id_scope: reported.id_scope.clone(),
+                    reported_dps_instance: reported.dps_instance.clone(),
+                    view: WireView::of(view, Some(reported.dps_instance.clone())),
+                })),
+                ..Self::new("scope_mismatch", error.to_string())
+            },
         }
     }
 
@@ -280,6 +313,22 @@ impl WireError {
             },
             "invalid" => ServiceError::Invalid {
                 detail: self.detail.clone(),
+            },
+            "scope_mismatch" => match &self.scope_mismatch {
+                Some(mismatch) => ServiceError::ScopeMismatch {
+                    expected: DpsScope {
+                        id_scope: mismatch.expected_id_scope.clone(),
+                        dps_instance: mismatch.expected_dps_instance.clone(),
+                    },
+                    reported: DpsScope {
+                        id_scope: mismatch.reported_id_scope.clone(),
+                        dps_instance: mismatch.reported_dps_instance.clone(),
+                    },
+                    view: Box::new(mismatch.view.to_view()),
+                },
+                None => ServiceError::Invalid {
+                    detail: self.detail.clone(),
+                },
             },
             _ => ServiceError::Unavailable {
                 detail: format!("{}: {}", self.code, self.detail),
@@ -385,5 +434,33 @@ mod tests {
             reason_from(reason_name(DisconnectReason::Remote)),
             DisconnectReason::Remote
         );
+    }
+
+    #[test]
+    fn a_scope_mismatch_crosses_the_socket_typed() {
+        let error = ServiceError::ScopeMismatch {
+            expected: DpsScope {
+                id_scope: "0ne00A".into(),
+                dps_instance: "dps-1".into(),
+            },
+            reported: DpsScope {
+                id_scope: "0ne00B".into(),
+                dps_instance: "dps-2".into(),
+            },
+            view: Box::new(RegistrationView {
+                status: "assigned".into(),
+                assigned_hub: Some("hub-2.example".into()),
+                device_id: Some("sensor-1".into()),
+                substatus: None,
+                error_code: None,
+            }),
+        };
+        let wire = WireError::service(&error);
+        let text = serde_json::to_string(&wire).unwrap();
+        let back: WireError = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.to_service(), error);
+        // Other errors keep their shape (no scope_mismatch key).
+        let plain = serde_json::to_value(WireError::service(&ServiceError::Forbidden)).unwrap();
+        assert!(plain.get("scope_mismatch").is_none(), "{plain}");
     }
 }
