@@ -339,8 +339,10 @@ mod tests {
     fn a_dead_or_foreign_pid_is_not_the_agent() {
         let root = tempfile::tempdir().unwrap();
         let manifest = root.path().join("manifest.json");
-        // This test process is alive but is not a `sandbox agent` for the device.
-        let own = device(root.path(), Some(std::process::id()));
+        // This test process is alive but is not a `sandbox agent` for the device. A registration
+        // ID of its own, so that no other test's (or sandbox's) agent process matches it.
+        let mut own = device(root.path(), Some(std::process::id()));
+        own.registration_id = format!("foreign-pid-test-{}", std::process::id());
         let read = holdings(&fleet(vec![own]), &manifest);
         assert_eq!(read[0].alive, Some(false));
         assert_eq!(read[0].pid, Some(std::process::id()));
@@ -353,6 +355,13 @@ mod tests {
         let manifest = root.path().join("manifest.json");
         // A process whose command line is a restarted agent's (`; true` keeps `sh` from
         // replacing itself with `sleep`).
+        // A registration ID of its own, so that no other test's (or sandbox's) agent matches.
+        let registration_id = format!("restarted-agent-test-{}", std::process::id());
+        let with_pid = |pid: Option<u32>| {
+            let mut one = device(root.path(), pid);
+            one.registration_id.clone_from(&registration_id);
+            one
+        };
         let mut agent = std::process::Command::new("sh")
             .args([
                 "-c",
@@ -362,19 +371,24 @@ mod tests {
                 "agent",
                 "--device",
             ])
-            .arg("sandbox-device-0001")
+            .arg(&registration_id)
             .spawn()
             .unwrap();
         let dead_pid = Some(u32::MAX - 1);
-        let read = holdings(&fleet(vec![device(root.path(), dead_pid)]), &manifest);
-        let found = (read[0].pid, read[0].alive);
+        // Other tests start and reap processes at the same time; look again for up to 5 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let found = loop {
+            let read = holdings(&fleet(vec![with_pid(dead_pid)]), &manifest);
+            let found = (read[0].pid, read[0].alive);
+            if found.1 == Some(true) || std::time::Instant::now() > deadline {
+                break found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
         let _ = agent.kill();
         let _ = agent.wait();
         assert_eq!(found, (Some(agent.id()), Some(true)));
-        let read = holdings(
-            &fleet(vec![device(root.path(), Some(agent.id()))]),
-            &manifest,
-        );
+        let read = holdings(&fleet(vec![with_pid(Some(agent.id()))]), &manifest);
         assert_eq!(
             (read[0].pid, read[0].alive),
             (Some(agent.id()), Some(false))
