@@ -197,8 +197,8 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Approves the device request on the issuer's verification page over HTTPS, as a person would:
-/// the page, the sign-in form, then "approve" (as in `sandbox_sign_in.rs`).
+/// Approves the device request on the issuer's verification page over HTTPS, trusting only the
+/// sandbox's CA (the page, the sign-in form, then "approve": `common::approve_on_page`).
 fn approve_on_page(ca: &str, issuer: &str, page: &str, user: &Value) {
     let pem = std::fs::read(ca).unwrap();
     let http = reqwest::blocking::Client::builder()
@@ -209,35 +209,7 @@ fn approve_on_page(ca: &str, issuer: &str, page: &str, user: &Value) {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let form = http.get(page).send().unwrap().text().unwrap();
-    let user_code = hidden_value(&form, "user_code").expect("the page prefills the code");
-    let consent_page = http
-        .post(format!("{issuer}/device"))
-        .form(&[
-            ("user_code", user_code.as_str()),
-            ("username", user["username"].as_str().unwrap()),
-            ("password", user["password"].as_str().unwrap()),
-        ])
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let consent = hidden_value(&consent_page, "consent")
-        .unwrap_or_else(|| panic!("the test user is accepted: {consent_page}"));
-    let done = http
-        .post(format!("{issuer}/device/decision"))
-        .form(&[("consent", consent.as_str()), ("decision", "approve")])
-        .send()
-        .unwrap();
-    assert!(done.status().is_success());
-}
-
-fn hidden_value(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{name}\""))?;
-    let tag_start = html[..at].rfind('<')?;
-    let tag_end = at + html[at..].find('>')?;
-    let value = html[tag_start..tag_end].split("value=\"").nth(1)?;
-    Some(value[..value.find('"')?].replace("&amp;", "&"))
+    common::approve_on_page(&http, issuer, page, user);
 }
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {

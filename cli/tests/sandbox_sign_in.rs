@@ -116,41 +116,6 @@ fn sandbox_services_are_https_with_the_manifests_ca_only() {
     }
 }
 
-/// Approves the device request on the issuer's verification page over HTTPS, as a person would
-/// in a browser: the page, the sign-in form, then "approve".
-fn approve_on_page(http: &reqwest::blocking::Client, issuer: &str, page: &str, user: &Value) {
-    let form = http.get(page).send().unwrap().text().unwrap();
-    let user_code = hidden_value(&form, "user_code").expect("the page prefills the code");
-    let consent_page = http
-        .post(format!("{issuer}/device"))
-        .form(&[
-            ("user_code", user_code.as_str()),
-            ("username", user["username"].as_str().unwrap()),
-            ("password", user["password"].as_str().unwrap()),
-        ])
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let consent = hidden_value(&consent_page, "consent")
-        .unwrap_or_else(|| panic!("the test user is accepted: {consent_page}"));
-    let done = http
-        .post(format!("{issuer}/device/decision"))
-        .form(&[("consent", consent.as_str()), ("decision", "approve")])
-        .send()
-        .unwrap();
-    assert!(done.status().is_success());
-    assert!(done.text().unwrap().contains("approved"));
-}
-
-fn hidden_value(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{name}\""))?;
-    let tag_start = html[..at].rfind('<')?;
-    let tag_end = at + html[at..].find('>')?;
-    let value = html[tag_start..tag_end].split("value=\"").nth(1)?;
-    Some(value[..value.find('"')?].replace("&amp;", "&"))
-}
-
 fn keyring_usable() -> bool {
     match fieldlink_core::secrets::KeyringStore::open() {
         Ok(_) => true,
@@ -227,7 +192,7 @@ fn a_profile_from_the_manifest_signs_in_with_the_device_code_as_the_test_user() 
     assert_eq!(prompt["type"], "sign_in_prompt", "{prompt}");
     let page = prompt["verification_uri_complete"].as_str().unwrap();
     assert!(page.starts_with(&format!("{issuer}/device")), "{page}");
-    approve_on_page(
+    common::approve_on_page(
         &client(Some(url(&manifest, "/ca_cert"))),
         &issuer,
         page,
@@ -309,7 +274,7 @@ fn authorize(
         assert!(page.headers().get("location").is_none(), "never redirected");
         return None;
     }
-    let request = hidden_value(&page.text().unwrap(), "request").expect("request id");
+    let request = common::hidden_value(&page.text().unwrap(), "request").expect("request id");
     let answer = http
         .post(format!("{issuer}/oauth2/authorize"))
         .form(&[

@@ -235,3 +235,39 @@ pub fn shape(value: &Value) -> Value {
         Value::Null => Value::String("null".into()),
     }
 }
+
+/// Approves the device request on the issuer's verification page over HTTPS, as a person would
+/// in a browser: the page, the sign-in form, then "approve".
+pub fn approve_on_page(http: &reqwest::blocking::Client, issuer: &str, page: &str, user: &Value) {
+    let form = http.get(page).send().unwrap().text().unwrap();
+    let user_code = hidden_value(&form, "user_code").expect("the page prefills the code");
+    let consent_page = http
+        .post(format!("{issuer}/device"))
+        .form(&[
+            ("user_code", user_code.as_str()),
+            ("username", user["username"].as_str().unwrap()),
+            ("password", user["password"].as_str().unwrap()),
+        ])
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let consent = hidden_value(&consent_page, "consent")
+        .unwrap_or_else(|| panic!("the test user is accepted: {consent_page}"));
+    let done = http
+        .post(format!("{issuer}/device/decision"))
+        .form(&[("consent", consent.as_str()), ("decision", "approve")])
+        .send()
+        .unwrap();
+    assert!(done.status().is_success());
+    assert!(done.text().unwrap().contains("approved"));
+}
+
+/// The `value` of the form field `name` in `html` (the issuer's pages are simple and fixed).
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let value = html[tag_start..tag_end].split("value=\"").nth(1)?;
+    Some(value[..value.find('"')?].replace("&amp;", "&"))
+}
