@@ -45,20 +45,6 @@ fn bench_available(test: &str) -> bool {
     false
 }
 
-fn keyring_usable() -> bool {
-    match fieldlink_core::secrets::KeyringStore::open() {
-        Ok(_) => true,
-        Err(error) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the CLI tests under `keyctl session -`: {error}"
-            );
-            eprintln!("\n*** SKIPPING the BLE CLI test: no usable keyring ({error}) ***\n");
-            false
-        }
-    }
-}
-
 /// A running `fieldlink sandbox up --ble bluez`; SIGTERM on drop (it stops its agents and
 /// bench), SIGKILL if it does not exit.
 struct BluezSandbox {
@@ -257,7 +243,7 @@ fn with_wrong_pop(payload: &str) -> String {
 #[test]
 fn fieldlink_scans_and_commissions_bluez_agents_and_reports_a_killed_one_as_link_lost() {
     let test = "fieldlink_scans_and_commissions_bluez_agents_and_reports_a_killed_one_as_link_lost";
-    if !bench_available(test) || !keyring_usable() {
+    if !bench_available(test) || !common::keyring_usable("the BLE CLI test") {
         return;
     }
     let env = common::Env::new();

@@ -116,20 +116,6 @@ fn sandbox_services_are_https_with_the_manifests_ca_only() {
     }
 }
 
-fn keyring_usable() -> bool {
-    match fieldlink_core::secrets::KeyringStore::open() {
-        Ok(_) => true,
-        Err(error) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the CLI tests under `keyctl session -`: {error}"
-            );
-            eprintln!("\n*** SKIPPING the sign-in test: no usable keyring ({error}) ***\n");
-            false
-        }
-    }
-}
-
 fn run_json(env: &common::Env, args: &[&str]) -> (i32, Value) {
     let output = env.command().arg("--json").args(args).output().unwrap();
     let code = output.status.code().unwrap();
@@ -138,7 +124,7 @@ fn run_json(env: &common::Env, args: &[&str]) -> (i32, Value) {
 
 #[test]
 fn a_profile_from_the_manifest_signs_in_with_the_device_code_as_the_test_user() {
-    if !keyring_usable() {
+    if !common::keyring_usable("the sign-in test") {
         return;
     }
     let env = common::Env::new();
@@ -405,7 +391,7 @@ fn desktop_and_mobile_clients_sign_in_with_pkce_and_the_api_accepts_their_tokens
 
 #[test]
 fn auto_approve_is_off_unless_asked_and_then_login_needs_no_page() {
-    if !keyring_usable() {
+    if !common::keyring_usable("the sign-in test") {
         return;
     }
     let env = common::Env::new();

@@ -263,11 +263,21 @@ pub fn approve_on_page(http: &reqwest::blocking::Client, issuer: &str, page: &st
     assert!(done.text().unwrap().contains("approved"));
 }
 
-/// The `value` of the form field `name` in `html` (the issuer's pages are simple and fixed).
-pub fn hidden_value(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{name}\""))?;
-    let tag_start = html[..at].rfind('<')?;
-    let tag_end = at + html[at..].find('>')?;
-    let value = html[tag_start..tag_end].split("value=\"").nth(1)?;
-    Some(value[..value.find('"')?].replace("&amp;", "&"))
+/// The `value` of the `<input name="{name}">` tag in `html` (the stack's own reader).
+pub use fieldlink_cli::stack::sign_in::hidden_value;
+
+/// Whether the OS keyring is usable for `what` (the sign-in tests store tokens in it). In CI it
+/// must be: the suite runs under `keyctl session -`.
+pub fn keyring_usable(what: &str) -> bool {
+    match fieldlink_core::secrets::KeyringStore::open() {
+        Ok(_) => true,
+        Err(error) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the CLI tests under `keyctl session -`: {error}"
+            );
+            eprintln!("\n*** SKIPPING {what}: no usable keyring ({error}) ***\n");
+            false
+        }
+    }
 }
