@@ -172,28 +172,11 @@ fn seconds(wait_ms: u64) -> String {
     }
 }
 
-/// The NDJSON `progress` event of one device: the core's event (its `attempt` is the step's)
-/// plus `device`; a `service_retry` carries its own counts as `retry_attempt` and
-/// `max_attempts`, `wait_ms`, `retry_after_ms` (`null` without `Retry-After`) and `reason`.
+/// The NDJSON `progress` event of one device: the core's event (its `attempt` is the step's;
+/// a `service_retry` carries its own as `retry_attempt`, with `max_attempts`, `wait_ms`,
+/// `retry_after_ms` (`null` without `Retry-After`) and `reason`) plus `device`.
 fn progress_json(event: &ProgressEvent, device: &str) -> serde_json::Value {
-    let kind = match &event.kind {
-        // Its `attempt` would collide with the step's once flattened.
-        ProgressKind::ServiceRetry {
-            attempt,
-            max_attempts,
-            wait_ms,
-            retry_after_ms,
-            reason,
-        } => json!({
-            "kind": "service_retry",
-            "retry_attempt": attempt,
-            "max_attempts": max_attempts,
-            "wait_ms": wait_ms,
-            "retry_after_ms": retry_after_ms,
-            "reason": reason,
-        }),
-        kind => serde_json::to_value(kind).unwrap_or_else(|_| json!({})),
-    };
+    let kind = serde_json::to_value(&event.kind).unwrap_or_else(|_| json!({}));
     // The core's field order: step, the kind's fields, at_ms, attempt; then device.
     let mut body = serde_json::Map::new();
     body.insert("step".into(), json!(event.step));

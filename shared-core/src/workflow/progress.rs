@@ -56,7 +56,9 @@ pub enum ProgressKind {
     /// trying again: "attempt `attempt` of `max_attempts` in `wait_ms`". The counts are the
     /// source's own (the layer that retries); the workflow does not retry on top.
     ServiceRetry {
-        /// The attempt made after the wait (2 = the first retry).
+        /// The attempt made after the wait (2 = the first retry). Serialised as
+        /// `retry_attempt`: the event's own `attempt` (the step's) sits beside it once flattened.
+        #[serde(rename = "retry_attempt")]
         attempt: u32,
         /// The source's attempt cap (the step's deadline may end the retries earlier).
         max_attempts: u32,
@@ -149,6 +151,27 @@ mod tests {
             value,
             serde_json::json!({"step": "connecting", "kind": "connected", "mtu": 247, "at_ms": 120, "attempt": 1})
         );
+    }
+
+    #[test]
+    fn a_service_retry_keeps_its_attempt_apart_from_the_steps() {
+        let event = ProgressEvent {
+            step: Step::AwaitingAssignment,
+            kind: ProgressKind::ServiceRetry {
+                attempt: 3,
+                max_attempts: 5,
+                wait_ms: 2_400,
+                retry_after_ms: None,
+                reason: "http_503".into(),
+            },
+            at_ms: 900,
+            attempt: 1,
+        };
+        let value = serde_json::to_value(&event).unwrap();
+        assert_eq!(value["attempt"], 1, "the step's attempt");
+        assert_eq!(value["retry_attempt"], 3, "the retry's own attempt");
+        assert_eq!(value["max_attempts"], 5);
+        assert_eq!(value["retry_after_ms"], serde_json::Value::Null);
     }
 
     #[tokio::test]
